@@ -1,0 +1,1 @@
+"""Datasets, immutable versions, ingestion, search and metadata export."""

@@ -1,0 +1,1 @@
+"""Licence terms, offers, agreements and their evaluation."""

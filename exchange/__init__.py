@@ -1,0 +1,1 @@
+"""Corpus Exchange: the application (HTTP API, CLI, members, use cases)."""

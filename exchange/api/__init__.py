@@ -1,0 +1,1 @@
+"""The HTTP personality of the exchange: thin routes over the services."""

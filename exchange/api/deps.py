@@ -1,0 +1,41 @@
+"""Dependencies shared by the routes, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from exchange.context import Exchange
+from exchange.errors import Forbidden, Unauthenticated
+from exchange.members import authenticate
+from exchange.models import Member
+
+_bearer = HTTPBearer(auto_error=False, description="an API token issued by the exchange")
+
+
+def get_exchange(request: Request) -> Exchange:
+    exchange: Exchange = request.app.state.exchange
+    return exchange
+
+
+ExchangeDep = Annotated[Exchange, Depends(get_exchange)]
+
+
+def current_member(
+    exchange: ExchangeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Member:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
+    with exchange.transaction() as session:
+        return authenticate(session, credentials.credentials)
+
+
+CurrentMember = Annotated[Member, Depends(current_member)]
+
+
+def require_role(member: Member, *roles: str) -> None:
+    if not member.role_set & set(roles):
+        raise Forbidden(f"{member.id} needs one of the roles {', '.join(roles)}")

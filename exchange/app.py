@@ -1,0 +1,129 @@
+"""The application factory: settings, database, log key, routes, problem details, scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from exchange.api import ledger as ledger_routes
+from exchange.api import members as member_routes
+from exchange.context import Exchange
+from exchange.errors import ExchangeError
+from exchange.settings import Settings, load_settings
+from ledger.errors import FormatError, LedgerError, VerificationError
+from ledger.sql import SqlLedger
+
+log = logging.getLogger("corpusx")
+PROBLEM = "application/problem+json"
+
+
+def problem(request: Request, status: int, title: str, detail: str, **headers: str) -> JSONResponse:
+    """An RFC 9457 problem details response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body["instance"] = request.url.path
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
+
+
+def _install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ExchangeError)
+    async def _exchange(request: Request, exc: ExchangeError) -> JSONResponse:
+        headers = {"Retry-After": "1"} if exc.status == 503 else {}
+        return problem(request, exc.status, exc.title, exc.detail, **headers)
+
+    @app.exception_handler(FormatError)
+    async def _format(request: Request, exc: FormatError) -> JSONResponse:
+        return problem(request, 422, "Invalid input", str(exc))
+
+    @app.exception_handler(VerificationError)
+    async def _verification(request: Request, exc: VerificationError) -> JSONResponse:
+        return problem(request, 403, "Verification failed", str(exc))
+
+    @app.exception_handler(LedgerError)
+    async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
+        return problem(request, 409, "Ledger conflict", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(p) for p in error.get("loc", ()))
+            parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        return problem(request, 422, "Invalid input", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(request, exc.status_code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database busy: %s", exc.orig)
+        return problem(request, 503, "Temporarily unavailable", "the database is busy; retry", **{"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(request, 500, "Internal error", "the server failed; the error is logged")
+
+
+async def _checkpoint_loop(exchange: Exchange) -> None:
+    """Issue a checkpoint whenever the log has grown, every ``checkpoint_interval`` seconds."""
+    interval = exchange.settings.checkpoint_interval
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(issue_checkpoint, exchange)
+        except Exception:  # the loop must outlive a transient database error
+            log.exception("scheduled checkpoint failed")
+
+
+def issue_checkpoint(exchange: Exchange) -> int:
+    with exchange.transaction() as session:
+        return SqlLedger(session).issue_checkpoint(exchange.log_signer).size
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the exchange; raises ``NotMigratedError``/``LogKeyError`` on an unprepared data dir."""
+    settings = settings or load_settings()
+    exchange = Exchange.open(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if settings.checkpoint_interval > 0:
+            task = asyncio.create_task(_checkpoint_loop(exchange))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            exchange.engine.dispose()
+
+    app = FastAPI(
+        title="Corpus Exchange",
+        version="0.1.0",
+        summary="A corpus-data exchange with a verifiable provenance ledger",
+        lifespan=lifespan,
+    )
+    app.state.exchange = exchange
+    _install_problem_handlers(app)
+    app.include_router(member_routes.router)
+    app.include_router(ledger_routes.router)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, object]:
+        with exchange.transaction() as session:
+            size = SqlLedger(session).head().size
+        return {"status": "ok", "origin": settings.log_origin, "size": size}
+
+    return app

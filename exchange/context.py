@@ -1,0 +1,39 @@
+"""What a running exchange holds: its settings, database engine and log signing key."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from exchange.db import check_migrated, make_engine, unit_of_work
+from exchange.logkey import load_log_key
+from exchange.settings import Settings
+from ledger.entry import key_id_for
+from ledger.note import Ed25519Signer
+
+
+@dataclass(frozen=True)
+class Exchange:
+    settings: Settings
+    engine: Engine
+    log_signer: Ed25519Signer
+
+    @classmethod
+    def open(cls, settings: Settings) -> Exchange:
+        """Open a prepared data dir; refuses an unmigrated database or a missing log key."""
+        engine = make_engine(settings.resolved_database_url)
+        check_migrated(engine)
+        signer = load_log_key(settings.resolved_log_key_file, settings.log_origin)
+        return cls(settings, engine, signer)
+
+    @property
+    def log_key_id(self) -> str:
+        """The log key's id in the member-key form, for statements the exchange itself makes."""
+        return key_id_for(self.log_signer.verifier.public_key)
+
+    def transaction(self) -> AbstractContextManager[Session]:
+        """One use case's unit of work: everything in it commits together or not at all."""
+        return unit_of_work(self.engine)

@@ -1,0 +1,53 @@
+"""Ledger use cases of the exchange: attestations, checkpoints, proofs and bundles."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from exchange.errors import InvalidInput, NotFound
+from exchange.models import Member
+from exchange.statements import check_statement, record_statement
+from ledger.entry import ATTEST_PREFIX, Entry, SignedStatement
+from ledger.errors import StoreError
+from ledger.note import Ed25519Signer
+from ledger.proofbundle import ProofBundle
+from ledger.sql import LedgerCheckpointRow, SqlLedger
+
+
+def attest(
+    session: Session, signed: SignedStatement, *, caller: Member, window_seconds: int
+) -> Entry:
+    """A member's own signed statement, ``attest.NAME`` (e.g. an evaluation report)."""
+    entry_type = signed.statement.type
+    if not entry_type.startswith(ATTEST_PREFIX):
+        raise InvalidInput(f"members may record only attest.* statements here, not {entry_type}")
+    check_statement(
+        session, signed, caller=caller, expected_type=entry_type, window_seconds=window_seconds
+    )
+    return record_statement(session, signed)
+
+
+def covering_checkpoint(session: Session, signer: Ed25519Signer, size: int) -> LedgerCheckpointRow:
+    """The latest checkpoint, issued now if it does not yet cover ``size`` entries."""
+    ledger = SqlLedger(session)
+    latest = ledger.latest_checkpoint()
+    if latest is None or latest.size < size:
+        latest = ledger.issue_checkpoint(signer)
+    return latest
+
+
+def proof_bundle(session: Session, signer: Ed25519Signer, seq: int) -> ProofBundle:
+    """A c2sp tlog-proof@v1 bundle proving entry ``seq`` against a signed checkpoint."""
+    ledger = SqlLedger(session)
+    if not 0 <= seq < ledger.head().size:
+        raise NotFound(f"there is no entry {seq}")
+    checkpoint = covering_checkpoint(session, signer, seq + 1)
+    proof = ledger.inclusion_proof(seq, checkpoint.size)
+    return ProofBundle(index=seq, proof=tuple(proof), checkpoint_note=checkpoint.note)
+
+
+def entry_bytes(session: Session, seq: int) -> bytes:
+    try:
+        return SqlLedger(session).entry_data(seq)
+    except StoreError:
+        raise NotFound(f"there is no entry {seq}") from None

@@ -1,0 +1,44 @@
+"""Settings, read from ``CORPUSX_*`` environment variables and built inside the app factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; the defaults run on one machine with no services."""
+
+    model_config = SettingsConfigDict(env_prefix="CORPUSX_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".corpusx"), description="database, keys and blobs")
+    database_url: str = Field(default="", description="SQLAlchemy URL; SQLite in data_dir if empty")
+    log_origin: str = Field(default="corpusx.local/ledger", description="the checkpoint origin")
+    log_key_file: Path | None = Field(default=None, description="default: data_dir/log.key")
+    checkpoint_interval: float = Field(default=5.0, ge=0, description="seconds; 0 turns it off")
+    statement_window: int = Field(default=300, ge=1, description="max clock skew, seconds")
+    host: str = "127.0.0.1"
+    port: int = 8600
+
+    @field_validator("log_origin")
+    @classmethod
+    def _origin_is_one_line(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value) or "+" in value:
+            raise ValueError("log_origin must be non-empty, with no spaces or '+'")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'exchange.db').resolve()}"
+
+    @property
+    def resolved_log_key_file(self) -> Path:
+        return self.log_key_file or self.data_dir / "log.key"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (CLI flags) winning."""
+    values = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,67 @@
+"""Accepting a member's signed statement onto the ledger.
+
+The token says who is calling; the signature says what they said. Both must name the same
+member, the key must be one of that member's live keys, the time must be within the window and
+the nonce fresh. The entry is appended in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Session
+
+from exchange.errors import Conflict, Forbidden, InvalidInput
+from exchange.models import Member, MemberKey
+from ledger.entry import Entry, SignedStatement, parse_time
+from ledger.errors import FormatError, VerificationError
+from ledger.sql import ReplayError, SqlLedger
+
+
+def parse_signed_statement(value: object) -> SignedStatement:
+    try:
+        return SignedStatement.from_json(value)
+    except FormatError as exc:
+        raise InvalidInput(f"signed statement: {exc}") from None
+
+
+def check_statement(
+    session: Session,
+    signed: SignedStatement,
+    *,
+    caller: Member,
+    expected_type: str,
+    window_seconds: int,
+    now: datetime | None = None,
+) -> MemberKey:
+    """Raise unless ``caller`` validly signed a statement of ``expected_type``; return the key."""
+    statement = signed.statement
+    if statement.type != expected_type:
+        raise InvalidInput(f"this route records {expected_type}, not {statement.type}")
+    if statement.member != caller.id:
+        raise Forbidden(f"the statement is by {statement.member}, but the token is {caller.id}'s")
+    moment = now or datetime.now(UTC)
+    skew = abs((parse_time(statement.time) - moment).total_seconds())
+    if skew > window_seconds:
+        raise Forbidden(
+            f"statement time {statement.time} is {skew:.0f}s from the server's clock "
+            f"(the window is {window_seconds}s): check the client's clock"
+        )
+    key = session.get(MemberKey, statement.key_id)
+    if key is None or key.member_id != caller.id:
+        raise Forbidden(f"key {statement.key_id} is not a key of {caller.id}")
+    if key.revoked_at is not None:
+        raise Forbidden(f"key {statement.key_id} of {caller.id} was revoked")
+    try:
+        signed.verify(key.public_key)
+    except VerificationError:
+        raise Forbidden(f"the signature does not verify with key {key.key_id}") from None
+    return key
+
+
+def record_statement(session: Session, signed: SignedStatement) -> Entry:
+    """Append an already-checked statement; a replayed nonce is a conflict."""
+    try:
+        return SqlLedger(session).append(signed)
+    except ReplayError as exc:
+        raise Conflict(str(exc)) from None

@@ -1,0 +1,6 @@
+"""The provenance ledger: entries, RFC 6962 Merkle tree, proofs, C2SP checkpoints, audit.
+
+The pure core (``canonical``, ``entry``, ``merkle``, ``note``, ``checkpoint``, ``tiles``,
+``proofbundle``, ``audit``) imports no SQL, HTTP or web3 code, so an auditor can use it alone.
+``ledger.sql`` is the database driver.
+"""

@@ -218,6 +218,16 @@ class SqlLedger:
         ).all()
         return [(seq, data) for seq, data in rows]
 
+    def entries_after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` stored entries after ``seq``, in order (keyset pagination)."""
+        rows = self.session.exec(
+            select(LedgerEntryRow.seq, LedgerEntryRow.data)
+            .where(LedgerEntryRow.seq > seq)
+            .order_by(col(LedgerEntryRow.seq))
+            .limit(limit)
+        ).all()
+        return [(s, data) for s, data in rows]
+
     def leaf_hashes(self, start: int, end: int) -> list[tuple[int, bytes]]:
         rows = self.session.exec(
             select(LedgerNodeRow.idx, LedgerNodeRow.hash)

@@ -1,0 +1,517 @@
+"""``corpusx``: the command line of the exchange, for operators, members and auditors.
+
+Conventions every command keeps: ``--json`` prints machine-readable output; client commands find
+the server and token from flags, then ``CORPUSX_SERVER`` / ``CORPUSX_TOKEN``, then the profile;
+errors print one line to stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from exchange.audit import audit_local, audit_remote
+from exchange.client import ClientError, ExchangeClient
+from exchange.db import NotMigratedError, make_engine, upgrade
+from exchange.errors import ExchangeError
+from exchange.keys import KeyFileError, key_id, load_private_key, load_public_key, raw_public_key, write_new_key
+from exchange.logkey import LogKeyError, load_log_key
+from exchange.profile import DEFAULT_SERVER, Profile, config_dir, load_profile, save_profile
+from exchange.settings import Settings, load_settings
+from ledger.canonical import parse_json
+from ledger.entry import b64encode, key_id_for
+from ledger.errors import LedgerError
+from ledger.note import Ed25519Verifier
+from ledger.proofbundle import ProofBundle, verify_proof_bundle
+
+app = typer.Typer(
+    help="Corpus Exchange: trade text corpora with a verifiable provenance ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="Ed25519 signing keys (kept on this machine).", no_args_is_help=True)
+member_app = typer.Typer(help="Members, their roles and keys.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens of the current member.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The provenance ledger: checkpoints, entries, proofs.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify the ledger as an outside auditor.", no_args_is_help=True)
+for sub, name in [
+    (db_app, "db"), (keys_app, "keys"), (member_app, "member"),
+    (token_app, "token"), (ledger_app, "ledger"), (audit_app, "audit"),
+]:
+    app.add_typer(sub, name=name)
+
+out = Console(soft_wrap=True)  # never wrap keys, tokens or notes: people copy them
+err = Console(stderr=True, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="The exchange's data dir.")]
+ServerOpt = Annotated[str | None, typer.Option("--server", help="Exchange URL [env CORPUSX_SERVER].")]
+TokenOpt = Annotated[str | None, typer.Option("--token", help="API token [env CORPUSX_TOKEN].")]
+KeyOpt = Annotated[Path | None, typer.Option("--key", help="Private key file [env CORPUSX_KEY].")]
+MemberOpt = Annotated[str | None, typer.Option("--member", help="Your member id [env CORPUSX_MEMBER].")]
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None] | None = None) -> None:
+    if as_json or human is None:
+        out.print_json(json.dumps(data)) if as_json else out.print(data)
+    else:
+        human()
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    grid = Table(title=title)
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*[str(cell) for cell in row])
+    out.print(grid)
+
+
+def settings_for(data_dir: Path | None) -> Settings:
+    return load_settings(data_dir=data_dir)
+
+
+def client_for(
+    server: str | None = None,
+    token: str | None = None,
+    key: Path | None = None,
+    member: str | None = None,
+    *,
+    signing: bool = False,
+) -> ExchangeClient:
+    profile = load_profile().merged(
+        server=server, token=token, member=member, key_file=str(key) if key else None
+    )
+    private = load_private_key(Path(profile.key_file)) if signing and profile.key_file else None
+    if signing and private is None:
+        raise CliError("this command signs a statement: pass --key FILE (or run `corpusx login`)")
+    if signing and not profile.member:
+        raise CliError("this command signs as a member: pass --member ID (or run `corpusx login`)")
+    return ExchangeClient(
+        profile.server or DEFAULT_SERVER, token=profile.token, member=profile.member, key=private
+    )
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    if not enabled:
+        yield lambda done, total: None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+# -- operator: data dir, database, server ------------------------------------------------------
+
+
+@app.command()
+def init(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where to create the exchange.")] = Path(".corpusx"),
+    origin: Annotated[str | None, typer.Option(help="Checkpoint origin of the log.")] = None,
+    operator: Annotated[str, typer.Option(help="The first operator's member id.")] = "operator",
+    operator_name: Annotated[str, typer.Option(help="The first operator's display name.")] = "Exchange operator",
+    operator_key: Annotated[Path | None, typer.Option(help="Use this private key (default: a new one).")] = None,
+    server_url: Annotated[str, typer.Option(help="URL saved in your profile.")] = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prepare a data dir: database, log signing key and the first operator (with a token)."""
+    from exchange.setup import initialise
+
+    settings = load_settings(data_dir=data_dir, log_origin=origin)
+    if settings.resolved_log_key_file.exists():
+        raise CliError(f"{data_dir} is already initialised (it has {settings.resolved_log_key_file})")
+    key_path = operator_key or config_dir() / "keys" / f"{operator}.key"
+    key = load_private_key(key_path) if key_path.exists() else write_new_key(key_path)
+    done = initialise(settings, operator=operator, operator_name=operator_name, operator_key=key)
+    save_profile(Profile(server=server_url, token=done.token, member=operator, key_file=str(key_path.resolve())))
+    result = {
+        "data_dir": str(data_dir), "operator": operator, "token": done.token,
+        "key_file": str(key_path), "vkey": done.vkey, "checkpoint": done.checkpoint,
+    }
+
+    def human() -> None:
+        out.print(f"[bold]Initialised[/bold] {data_dir}")
+        out.print(f"operator     {operator}  (key {key_path}, saved in your profile)")
+        out.print(f"token        {done.token}  (shown once)")
+        out.print(f"log vkey     {done.vkey}")
+
+    emit(result, as_json, human)
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Run the HTTP API on a prepared data dir."""
+    import uvicorn
+
+    from exchange.context import Exchange
+
+    if data_dir is not None:
+        os.environ["CORPUSX_DATA_DIR"] = str(data_dir.resolve())
+    settings = load_settings()
+    Exchange.open(settings).engine.dispose()  # fail here, clearly, before workers start
+    uvicorn.run(
+        "exchange.app:create_app", factory=True, host=host or settings.host,
+        port=port or settings.port, workers=workers, log_level="info",
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Apply all migrations to the configured database."""
+    settings = settings_for(data_dir)
+    upgrade(settings.resolved_database_url)
+    emit({"database": "upgraded"}, as_json, lambda: out.print("database is at the latest migration"))
+
+
+# -- keys, login -------------------------------------------------------------------------------
+
+
+@keys_app.command("new")
+def keys_new(
+    out_file: Annotated[Path, typer.Option("--out", help="Private key file to create (0600).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an Ed25519 key pair: FILE (private, 0600) and FILE.pub."""
+    key = write_new_key(out_file)
+    result = {"private_key": str(out_file), "public_key_file": f"{out_file}.pub",
+              "public_key": b64encode(raw_public_key(key)), "key_id": key_id(key)}
+    emit(result, as_json, lambda: out.print(
+        f"key id {result['key_id']}\npublic key {result['public_key']}\nwrote {out_file} and {out_file}.pub"))
+
+
+@app.command()
+def login(
+    server: Annotated[str, typer.Option(help="Exchange URL.")],
+    token: Annotated[str, typer.Option(help="Your API token.")],
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Save server, token and key file in your profile (checked against the server)."""
+    with ExchangeClient(server, token=token) as client:
+        me = client.me()
+    if key is not None:
+        mine = {k["key_id"] for k in me["keys"] if k["revoked_seq"] is None}
+        if key_id(load_private_key(key)) not in mine:
+            raise CliError(f"{key} is not one of {me['id']}'s live keys")
+    path = save_profile(Profile(server=server, token=token, member=me["id"], key_file=str(key.resolve()) if key else None))
+    emit({"member": me["id"], "profile": str(path)}, as_json, lambda: out.print(f"logged in as {me['id']} ({path})"))
+
+
+# -- members -----------------------------------------------------------------------------------
+
+
+def _member_rows(members: list[dict[str, Any]]) -> None:
+    table("Members", ["id", "name", "roles", "keys", "registered at"], [
+        [m["id"], m["name"], ",".join(m["roles"]),
+         " ".join(k["key_id"] + (" (revoked)" if k["revoked_seq"] is not None else "") for k in m["keys"]),
+         m["registered_seq"]]
+        for m in members
+    ])
+
+
+@member_app.command("register")
+def member_register(
+    name: Annotated[str, typer.Option(help="The new member's id (lowercase, digits, '-').")],
+    role: Annotated[list[str], typer.Option(help="provider, buyer, auditor or operator (repeatable).")],
+    pubkey: Annotated[Path, typer.Option(help="The member's public key file (FILE.pub).")],
+    display_name: Annotated[str | None, typer.Option(help="Human-readable name.")] = None,
+    server: ServerOpt = None, token: TokenOpt = None, key: KeyOpt = None, member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a member (operators): records member.registered and prints its token once."""
+    public = raw_public_key(load_public_key(pubkey))
+    roles = sorted({r.strip() for value in role for r in value.split(",") if r.strip()})
+    body = {"member": name, "name": display_name or name, "roles": roles,
+            "public_key": b64encode(public), "key_id": key_id_for(public)}
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.register_member(body)
+    emit(result, as_json, lambda: out.print(
+        f"registered {name} at entry {result['seq']}\ntoken {result['token']}  (shown once)"))
+
+
+@member_app.command("show")
+def member_show(member_id: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a member, its roles and keys (with history)."""
+    with client_for(server, token) as client:
+        result = client.member(member_id)
+    emit(result, as_json, lambda: _member_rows([result]))
+
+
+@member_app.command("list")
+def member_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """List members."""
+    with client_for(server, token) as client:
+        result = client.members()
+    emit(result, as_json, lambda: _member_rows(result))
+
+
+@member_app.command("add-key")
+def member_add_key(
+    pubkey: Annotated[Path, typer.Option(help="The new public key file.")],
+    of: Annotated[str | None, typer.Option("--of", help="Member to change (default: you).")] = None,
+    server: ServerOpt = None, token: TokenOpt = None, key: KeyOpt = None, member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a signing key (rotation: old keys stay valid until revoked)."""
+    public = raw_public_key(load_public_key(pubkey))
+    with client_for(server, token, key, member, signing=True) as client:
+        target = of or client.member or ""
+        result = client.add_key(target, {"member": target, "public_key": b64encode(public), "key_id": key_id_for(public)})
+    emit(result, as_json, lambda: out.print(f"added key {key_id_for(public)} to {target} at entry {result['seq']}"))
+
+
+@member_app.command("revoke-key")
+def member_revoke_key(
+    revoked: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key id to revoke.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded on the ledger).")] = "rotated",
+    of: Annotated[str | None, typer.Option("--of", help="Member to change (default: you).")] = None,
+    server: ServerOpt = None, token: TokenOpt = None, key: KeyOpt = None, member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a signing key; what it signed before stays valid."""
+    with client_for(server, token, key, member, signing=True) as client:
+        target = of or client.member or ""
+        result = client.revoke_key(target, {"member": target, "key_id": revoked, "reason": reason})
+    emit(result, as_json, lambda: out.print(f"revoked key {revoked} of {target} at entry {result['seq']}"))
+
+
+@token_app.command("new")
+def token_new(label: Annotated[str, typer.Option(help="A label.")] = "", server: ServerOpt = None,
+              token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Issue another API token for yourself (shown once)."""
+    with client_for(server, token) as client:
+        result = client.new_token(label)
+    emit(result, as_json, lambda: out.print(f"token {result['token']}  (id {result['id']}, shown once)"))
+
+
+@token_app.command("list")
+def token_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """List your API tokens (never their values)."""
+    with client_for(server, token) as client:
+        result = client.tokens()
+    emit(result, as_json, lambda: table("Tokens", ["id", "label", "created", "revoked"],
+                                         [[t["id"], t["label"], t["created_at"], t["revoked"]] for t in result]))
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Revoke one of your API tokens."""
+    with client_for(server, token) as client:
+        client.revoke_token(token_id)
+    emit({"revoked": token_id}, as_json, lambda: out.print(f"revoked token {token_id}"))
+
+
+# -- ledger ------------------------------------------------------------------------------------
+
+
+@ledger_app.command("vkey")
+def ledger_vkey(data_dir: DataDirOpt = None, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the log's verifier key: from the data dir's log key, or else from the server."""
+    settings = settings_for(data_dir)
+    if data_dir is not None or (server is None and settings.resolved_log_key_file.exists()):
+        vkey = load_log_key(settings.resolved_log_key_file, settings.log_origin).verifier.vkey
+    else:
+        with client_for(server) as client:
+            vkey = client.vkey()
+    emit({"vkey": vkey}, as_json, lambda: out.print(vkey, highlight=False))
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(
+    issue: Annotated[bool, typer.Option(help="Ask the server to issue one now (operators).")] = False,
+    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Print the latest signed checkpoint."""
+    with client_for(server, token) as client:
+        note = client.issue_checkpoint() if issue else client.checkpoint()
+    emit({"checkpoint": note}, as_json, lambda: out.print(note, end="", highlight=False))
+
+
+@ledger_app.command("entry")
+def ledger_entry(
+    seq: int,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the entry's exact bytes here.")] = None,
+    server: ServerOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Show one entry (and optionally save its canonical bytes, for verify-proof)."""
+    with client_for(server) as client:
+        result = client.entry(seq)
+    if out_file is not None:
+        import base64
+
+        out_file.write_bytes(base64.b64decode(result["canonical"]))
+    emit(result, as_json, lambda: out.print_json(json.dumps(result["entry"])))
+
+
+@ledger_app.command("attest")
+def ledger_attest(
+    entry_type: Annotated[str, typer.Option("--type", help="attest.NAME")],
+    body: Annotated[str, typer.Option(help="JSON object, or @FILE.")],
+    server: ServerOpt = None, token: TokenOpt = None, key: KeyOpt = None, member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record your own signed statement (e.g. an evaluation report) on the ledger."""
+    text = Path(body[1:]).read_text() if body.startswith("@") else body
+    value = parse_json(text, what="--body")
+    if not isinstance(value, dict):
+        raise CliError("--body must be a JSON object")
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.attest(entry_type, value)
+    emit(result, as_json, lambda: out.print(f"recorded {entry_type} as entry {result['seq']}"))
+
+
+@ledger_app.command("prove")
+def ledger_prove(
+    seq: int,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Bundle file (default: stdout).")] = None,
+    entry_out: Annotated[Path | None, typer.Option("--entry-out", help="Also save the entry bytes.")] = None,
+    server: ServerOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Write an offline c2sp tlog-proof@v1 bundle for entry SEQ."""
+    import base64
+
+    with client_for(server) as client:
+        bundle = client.proof_bundle(seq)
+        if entry_out is not None:
+            entry_out.write_bytes(base64.b64decode(client.entry(seq)["canonical"]))
+    if out_file is not None:
+        out_file.write_text(bundle)
+    result = {"seq": seq, "bundle": bundle, "file": str(out_file) if out_file else None}
+    emit(result, as_json, lambda: out.print(f"wrote {out_file}") if out_file else out.print(bundle, end="", highlight=False))
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(
+    server: ServerOpt = None,
+    local: Annotated[bool, typer.Option("--local", help="Audit the operator's database instead.")] = False,
+    data_dir: DataDirOpt = None,
+    vkey: Annotated[str | None, typer.Option(help="The log's verifier key (pinned after first use).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-check every entry, chain link and signature, and the root against the checkpoint."""
+    state_dir = config_dir() / "audit"
+    if local:
+        settings = settings_for(data_dir)
+        verifier = load_log_key(settings.resolved_log_key_file, settings.log_origin).verifier
+        if vkey is not None and vkey != verifier.vkey:
+            raise CliError("the data dir's log key is not the --vkey given")
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            with progress_bar("auditing", not as_json) as tick:
+                report = audit_local(engine, verifier, state_dir=state_dir / "local", progress=tick)
+        finally:
+            engine.dispose()
+    else:
+        with client_for(server) as client:
+            trusted = vkey or _pinned_vkey(state_dir, client.server)
+            if trusted is None:
+                trusted = client.vkey()
+                err.print(f"trusting the log key the server presents (first use): {trusted}")
+            verifier = Ed25519Verifier.from_vkey(trusted)
+            with progress_bar("auditing", not as_json) as tick:
+                report = audit_remote(client, verifier, state_dir=state_dir, progress=tick)
+            _pin_vkey(state_dir, client.server, trusted)
+    result = {"ok": True, "origin": report.origin, "size": report.size, "root": report.root,
+              "consistent_from": report.previous_size, "seconds": round(report.seconds, 3)}
+    emit(result, as_json, lambda: out.print(
+        f"[green]ok[/green] {report.origin}: {report.size:,} entries, root {report.root[:16]}…, "
+        + (f"consistent with size {report.previous_size:,}, " if report.previous_size else "")
+        + f"{report.rate:,.0f} entries/s"))
+
+
+def _pins(state_dir: Path) -> dict[str, str]:
+    try:
+        pins: dict[str, str] = json.loads((state_dir / "pins.json").read_text())
+        return pins
+    except FileNotFoundError:
+        return {}
+
+
+def _pinned_vkey(state_dir: Path, server: str) -> str | None:
+    return _pins(state_dir).get(server)
+
+
+def _pin_vkey(state_dir: Path, server: str, vkey: str) -> None:
+    pins = _pins(state_dir)
+    if pins.get(server) != vkey:
+        pins[server] = vkey
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "pins.json").write_text(json.dumps(pins, indent=2))
+
+
+@audit_app.command("verify-proof")
+def audit_verify_proof(
+    bundle_file: Annotated[Path, typer.Argument(metavar="FILE", help="A .tlog-proof bundle.")],
+    vkey: Annotated[str, typer.Option(help="The log's verifier key.")],
+    entry: Annotated[Path, typer.Option(help="The entry's exact bytes.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify an offline proof bundle (works for any c2sp log, with no server)."""
+    bundle = ProofBundle.from_text(_read_text(bundle_file))
+    signed = verify_proof_bundle(bundle, entry=entry.read_bytes(), log_verifier=Ed25519Verifier.from_vkey(vkey))
+    result = {"ok": True, "origin": signed.checkpoint.origin, "index": bundle.index, "size": signed.checkpoint.size}
+    emit(result, as_json, lambda: out.print(
+        f"[green]ok[/green] entry {bundle.index} is in {signed.checkpoint.origin} at size {signed.checkpoint.size:,}"))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is not UTF-8 text") from None
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+USER_ERRORS = (CliError, ClientError, ExchangeError, LedgerError, KeyFileError, LogKeyError,
+               NotMigratedError, OSError)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except USER_ERRORS as failure:
+        message = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
+        err.print(f"error: {message}", highlight=False, markup=False)
+        sys.exit(1)
+    except Exception as bug:  # a bug of ours: still one line, with a way to see more
+        if os.environ.get("CORPUSX_DEBUG"):
+            raise
+        err.print(f"internal error: {type(bug).__name__}: {bug} (set CORPUSX_DEBUG=1 for details)",
+                  highlight=False, markup=False)
+        sys.exit(2)

@@ -1,0 +1,129 @@
+"""Fixtures shared by the suite: databases (SQLite and the real PostgreSQL), data dirs, servers.
+
+PostgreSQL tests use the server on 127.0.0.1:5432 (user postgres). Each run migrates one template
+database and clones it per test (``CREATE DATABASE ... TEMPLATE``), then drops them all. If the
+server is not there, those tests fail loudly: they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from exchange.app import create_app
+from exchange.client import ExchangeClient
+from exchange.db import upgrade
+from exchange.settings import Settings
+from exchange.setup import initialise
+
+PG_ADMIN = os.environ.get("CORPUSX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PROJECT = Path(__file__).resolve().parents[1]
+VECTORS = PROJECT.parent / "shared" / "vectors"
+
+
+def pg_url(database: str) -> str:
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{database}"
+
+
+def _admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(sql)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated template database for this run (fails loudly if PostgreSQL is not there)."""
+    name = f"corpusx_test_tpl_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        _admin(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is needed on {PG_ADMIN} for these tests: {exc}")
+    upgrade(pg_url(name))
+    yield name
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database of each kind; SQLite lives in the test's tmp dir."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'data' / 'exchange.db'}"
+        upgrade(url)
+        yield url
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"corpusx_test_{os.getpid()}_{secrets.token_hex(4)}"
+    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield pg_url(name)
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Prepared:
+    """An initialised exchange: settings, the operator's key and token."""
+
+    settings: Settings
+    operator_key: Ed25519PrivateKey
+    operator_token: str
+    vkey: str
+
+
+@pytest.fixture
+def prepared(database_url: str, tmp_path: Path) -> Prepared:
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, checkpoint_interval=0
+    )
+    key = Ed25519PrivateKey.generate()
+    done = initialise(settings, operator="operator", operator_name="Operator", operator_key=key)
+    return Prepared(settings, key, done.token, done.vkey)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    url: str
+    prepared: Prepared
+
+    def client(self, *, token: str | None = None, member: str | None = None,
+               key: Ed25519PrivateKey | None = None) -> ExchangeClient:
+        return ExchangeClient(self.url, token=token, member=member, key=key)
+
+    def operator(self) -> ExchangeClient:
+        p = self.prepared
+        return self.client(token=p.operator_token, member="operator", key=p.operator_key)
+
+
+@pytest.fixture
+def live_server(prepared: Prepared) -> Iterator[LiveServer]:
+    """The real app under uvicorn on a loopback port, in this process."""
+    port = free_port()
+    config = uvicorn.Config(create_app(prepared.settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", prepared)
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -106,14 +106,15 @@ class LogAuditor:
             raise AuditFailure(seq, f"entry does not parse: {exc}") from None
         if entry.seq != seq:
             raise AuditFailure(seq, f"entry at position {seq} says it is entry {entry.seq}")
-        this_hash = leaf_hash(data)
-        if stored_leaf_hash is not None and stored_leaf_hash != this_hash:
-            raise AuditFailure(seq, "entry bytes do not hash to the leaf hash in the tree")
         if entry.prev != self._prev:
             raise AuditFailure(seq, f"prev is {entry.prev}, but entry {seq - 1} hashes to {self._prev}")
         if entry.time < self._last_time:
             raise AuditFailure(seq, f"time {entry.time} is before the previous entry's")
         self._check_actor(entry)
+        # Checked after the signature, so an edited statement is reported as what it is.
+        this_hash = leaf_hash(data)
+        if stored_leaf_hash is not None and stored_leaf_hash != this_hash:
+            raise AuditFailure(seq, "entry bytes do not hash to the leaf hash stored in the tree")
         self._roots.append(this_hash)
         self._prev, self._last_time = this_hash.hex(), entry.time
         expected = self._expected_roots.pop(self.size, None)

@@ -1,0 +1,5 @@
+"""``python -m exchange`` is ``corpusx``."""
+
+from exchange.cli import main
+
+main()

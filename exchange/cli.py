@@ -257,7 +257,7 @@ def member_register(
 def member_show(member_id: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Show a member, its roles and keys (with history)."""
     with client_for(server, token) as client:
-        result = client.member(member_id)
+        result = client.get_member(member_id)
     emit(result, as_json, lambda: _member_rows([result]))
 
 

@@ -81,7 +81,7 @@ class ExchangeClient:
     def me(self) -> Any:
         return self.get_json("/me")
 
-    def member(self, member_id: str) -> Any:
+    def get_member(self, member_id: str) -> Any:
         return self.get_json(f"/members/{member_id}")
 
     def members(self) -> Any:

@@ -1,0 +1,186 @@
+"""The ``corpusx`` command line as a person uses it: a real server process, real key files.
+
+Also the CLI's contract on bad input: one line on stderr, a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ledger.merkle import NodeID, inclusion_proof, integrate, leaf_hash
+from ledger.proofbundle import ProofBundle
+from ledger.tiles import decode_entry_bundle
+from tests.conftest import VECTORS, free_port
+
+TESSERA = VECTORS / "tessera-log" / "testdata" / "log"
+TESSERA_VKEY = "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx"
+
+
+class Cli:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**os.environ, "CORPUSX_CONFIG_DIR": str(home / "config")}
+        for name in ("CORPUSX_SERVER", "CORPUSX_TOKEN", "CORPUSX_KEY", "CORPUSX_MEMBER", "CORPUSX_DATABASE_URL"):
+            self.env.pop(name, None)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "exchange", *args], cwd=self.home, env=self.env,
+            capture_output=True, text=True, timeout=120,
+        )
+        if check:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    def json(self, *args: str) -> dict[str, object]:
+        value: dict[str, object] = json.loads(self.run(*args, "--json").stdout)
+        return value
+
+    def fails(self, *args: str) -> str:
+        done = self.run(*args, check=False)
+        assert done.returncode != 0, done.stdout
+        assert "Traceback" not in done.stderr, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        return lines[0]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+@pytest.fixture
+def server(cli: Cli) -> Iterator[str]:
+    """``corpusx init`` then ``corpusx serve`` as a separate process on a loopback port."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cli.json("init", "--data-dir", "exchange-data", "--server-url", url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exchange", "serve", "--data-dir", "exchange-data", "--port", str(port)],
+        cwd=cli.home, env=cli.env | {"CORPUSX_CHECKPOINT_INTERVAL": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/healthz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_init_writes_keys_privately_and_a_profile(cli: Cli) -> None:
+    result = cli.json("init", "--data-dir", "d")
+    assert str(result["token"]).startswith("cx_")
+    assert str(result["vkey"]).startswith("corpusx.local/ledger+")
+    key_file = Path(str(result["key_file"]))
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((cli.home / "d" / "log.key").stat().st_mode) == 0o600
+    profile = json.loads((cli.home / "config" / "profile.json").read_text())
+    assert profile["member"] == "operator" and profile["token"] == result["token"]
+    assert "already initialised" in cli.fails("init", "--data-dir", "d")
+
+
+def test_keys_new_is_private_and_never_overwrites(cli: Cli) -> None:
+    made = cli.json("keys", "new", "--out", "k")
+    assert len(str(made["key_id"])) == 16
+    assert stat.S_IMODE((cli.home / "k").stat().st_mode) == 0o600
+    assert (cli.home / "k.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    assert "refusing to overwrite" in cli.fails("keys", "new", "--out", "k")
+
+
+def test_a_member_attests_and_an_auditor_verifies_offline_and_online(cli: Cli, server: str) -> None:
+    cli.json("keys", "new", "--out", "alice.key")
+    registered = cli.json("member", "register", "--name", "alice", "--role", "provider", "--pubkey", "alice.key.pub")
+    token = str(registered["token"])
+    as_alice = ["--server", server, "--token", token, "--key", "alice.key", "--member", "alice"]
+    body = json.dumps({"report": "toxicity 0.2%", "corpus": "sha256:00"})
+    recorded = cli.json("ledger", "attest", "--type", "attest.evaluation", "--body", body, *as_alice)
+    seq = str(recorded["seq"])
+
+    cli.run("ledger", "prove", seq, "--out", "entry.tlog-proof", "--entry-out", "entry.bin", "--server", server)
+    vkey = str(cli.json("ledger", "vkey", "--data-dir", "exchange-data")["vkey"])
+    assert vkey == str(cli.json("ledger", "vkey", "--server", server)["vkey"])
+    verified = cli.json("audit", "verify-proof", "entry.tlog-proof", "--vkey", vkey, "--entry", "entry.bin")
+    assert verified["index"] == int(seq)
+
+    (cli.home / "other.bin").write_bytes(b"not the entry")
+    assert "error:" in cli.fails("audit", "verify-proof", "entry.tlog-proof", "--vkey", vkey, "--entry", "other.bin")
+
+    first = cli.json("audit", "verify", "--server", server, "--vkey", vkey)
+    assert first["consistent_from"] is None and first["size"] >= 3
+    cli.run("ledger", "attest", "--type", "attest.evaluation", "--body", "{}", *as_alice)
+    cli.run("ledger", "checkpoint", "--issue", "--server", server)
+    second = cli.json("audit", "verify", "--server", server)  # the key was pinned on first use
+    assert second["consistent_from"] == first["size"] and second["size"] > first["size"]
+    local = cli.json("audit", "verify", "--local", "--data-dir", "exchange-data")
+    assert local["size"] >= second["size"]
+
+    shown = cli.json("member", "show", "alice", "--server", server)
+    assert shown["roles"] == ["provider"]
+
+
+def test_serve_refuses_an_unprepared_database(cli: Cli, tmp_path: Path) -> None:
+    env_url = f"sqlite:///{tmp_path / 'empty.db'}"
+    cli.env["CORPUSX_DATABASE_URL"] = env_url
+    message = cli.fails("serve", "--data-dir", "nowhere")
+    assert "corpusx db upgrade" in message
+    cli.run("db", "upgrade", "--data-dir", "nowhere")
+    assert "corpusx init" in cli.fails("serve", "--data-dir", "nowhere")
+
+
+def _tessera_bundle(index: int, size: int) -> tuple[str, bytes]:
+    entries = decode_entry_bundle((TESSERA / "tile" / "entries" / "000.p" / str(size)).read_bytes(), size)
+    nodes: dict[NodeID, bytes] = dict(integrate(0, [], [leaf_hash(e) for e in entries]).nodes)
+    proof = inclusion_proof(index, size, lambda ids: [nodes[i] for i in ids])
+    note = (TESSERA / f"checkpoint.{size}").read_text()
+    return ProofBundle(index=index, proof=tuple(proof), checkpoint_note=note).to_text(), entries[index]
+
+
+def test_verify_proof_accepts_another_logs_bundles(cli: Cli) -> None:
+    assert len(list(TESSERA.glob("checkpoint.*"))) >= 15, "the Tessera vectors are missing"
+    text, entry = _tessera_bundle(3, 15)
+    unknown_cosignature = "— witness.example/w1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+    (cli.home / "t.tlog-proof").write_text(text + unknown_cosignature)
+    (cli.home / "t.bin").write_bytes(entry)
+    result = cli.json("audit", "verify-proof", "t.tlog-proof", "--vkey", TESSERA_VKEY, "--entry", "t.bin")
+    assert result == {"ok": True, "origin": "example.com/log/testdata", "index": 3, "size": 15}
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["audit", "verify-proof", "missing.tlog-proof", "--vkey", TESSERA_VKEY, "--entry", "t.bin"], "No such file"),
+        (["audit", "verify-proof", "garbage.tlog-proof", "--vkey", TESSERA_VKEY, "--entry", "t.bin"], "proof"),
+        (["audit", "verify-proof", "garbage.tlog-proof", "--vkey", "not-a-vkey", "--entry", "t.bin"], "error:"),
+        (["member", "register", "--name", "x", "--role", "buyer", "--pubkey", "garbage.tlog-proof",
+          "--server", "http://127.0.0.1:9"], "not a PEM"),
+        (["ledger", "attest", "--type", "attest.x", "--body", "{oops", "--server", "http://127.0.0.1:9"],
+         "not valid JSON"),
+        (["ledger", "attest", "--type", "attest.x", "--body", "[1]", "--server", "http://127.0.0.1:9"],
+         "JSON object"),
+        (["member", "list", "--server", "http://127.0.0.1:9"], "cannot reach"),
+        (["audit", "verify", "--local", "--data-dir", "nothing-here"], "cannot read the log key"),
+    ],
+)
+def test_bad_input_gets_one_line_and_a_nonzero_exit(cli: Cli, args: list[str], words: str) -> None:
+    (cli.home / "garbage.tlog-proof").write_text("c2sp.org/tlog-proof@v1\nindex x\n\nnope\n")
+    (cli.home / "t.bin").write_bytes(b"entry")
+    assert words in cli.fails(*args)

@@ -66,7 +66,13 @@ def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database busy: %s", exc.orig)
-        return problem(request, 503, "Temporarily unavailable", "the database is busy; retry", **{"Retry-After": "1"})
+        return problem(
+            request,
+            503,
+            "Temporarily unavailable",
+            "the database is busy; retry",
+            **{"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

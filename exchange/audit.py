@@ -64,11 +64,21 @@ class AuditState:
             data = json.loads(cls.path(state_dir, vkey).read_text())
         except FileNotFoundError:
             return None
-        return cls(data["vkey"], int(data["size"]), b64decode(data["root"], what="root"), data["checkpoint"])
+        return cls(
+            data["vkey"],
+            int(data["size"]),
+            b64decode(data["root"], what="root"),
+            data["checkpoint"],
+        )
 
     def save(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        record = {"vkey": self.vkey, "size": self.size, "root": b64encode(self.root), "checkpoint": self.checkpoint}
+        record = {
+            "vkey": self.vkey,
+            "size": self.size,
+            "root": b64encode(self.root),
+            "checkpoint": self.checkpoint,
+        }
         target = self.path(state_dir, self.vkey)
         temporary = target.with_suffix(".tmp")
         temporary.write_text(json.dumps(record, indent=2))
@@ -98,8 +108,11 @@ def _audit(
         auditor.expect_root(previous.size, previous.root)
         if consistency is not None and previous.size < size:
             verify_consistency(
-                size1=previous.size, size2=size, proof=consistency(previous.size, size),
-                root1=previous.root, root2=root,
+                size1=previous.size,
+                size2=size,
+                proof=consistency(previous.size, size),
+                root1=previous.root,
+                root2=root,
             )
     for data, stored in entries(size):
         auditor.feed(data, stored_leaf_hash=stored)
@@ -110,13 +123,20 @@ def _audit(
         progress(size, size)
     AuditState(verifier.vkey, size, root, checkpoint_note).save(state_dir)
     return AuditReport(
-        signed.checkpoint.origin, size, root.hex(),
-        previous.size if previous else None, time.perf_counter() - started,
+        signed.checkpoint.origin,
+        size,
+        root.hex(),
+        previous.size if previous else None,
+        time.perf_counter() - started,
     )
 
 
 def audit_remote(
-    client: ExchangeClient, verifier: Ed25519Verifier, *, state_dir: Path, progress: Progress | None = None
+    client: ExchangeClient,
+    verifier: Ed25519Verifier,
+    *,
+    state_dir: Path,
+    progress: Progress | None = None,
 ) -> AuditReport:
     """Re-fetch the whole log through the c2sp tlog-tiles entry bundles and check all of it."""
 
@@ -132,8 +152,12 @@ def audit_remote(
         return [b64decode(h, what="proof hash", length=32) for h in answer["proof"]]
 
     return _audit(
-        verifier, client.checkpoint(), entries,
-        state_dir=state_dir, consistency=consistency, progress=progress,
+        verifier,
+        client.checkpoint(),
+        entries,
+        state_dir=state_dir,
+        consistency=consistency,
+        progress=progress,
     )
 
 
@@ -164,6 +188,10 @@ def audit_local(
             return ledger.consistency_proof(size1, size2)
 
         return _audit(
-            verifier, latest.note, entries,
-            state_dir=state_dir, consistency=consistency, progress=progress,
+            verifier,
+            latest.note,
+            entries,
+            state_dir=state_dir,
+            consistency=consistency,
+            progress=progress,
         )

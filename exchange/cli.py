@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -25,7 +24,14 @@ from exchange.audit import audit_local, audit_remote
 from exchange.client import ClientError, ExchangeClient
 from exchange.db import NotMigratedError, make_engine, upgrade
 from exchange.errors import ExchangeError
-from exchange.keys import KeyFileError, key_id, load_private_key, load_public_key, raw_public_key, write_new_key
+from exchange.keys import (
+    KeyFileError,
+    key_id,
+    load_private_key,
+    load_public_key,
+    raw_public_key,
+    write_new_key,
+)
 from exchange.logkey import LogKeyError, load_log_key
 from exchange.profile import DEFAULT_SERVER, Profile, config_dir, load_profile, save_profile
 from exchange.settings import Settings, load_settings
@@ -45,11 +51,17 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="Ed25519 signing keys (kept on this machine).", no_args_is_help=True)
 member_app = typer.Typer(help="Members, their roles and keys.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens of the current member.", no_args_is_help=True)
-ledger_app = typer.Typer(help="The provenance ledger: checkpoints, entries, proofs.", no_args_is_help=True)
+ledger_app = typer.Typer(
+    help="The provenance ledger: checkpoints, entries, proofs.", no_args_is_help=True
+)
 audit_app = typer.Typer(help="Verify the ledger as an outside auditor.", no_args_is_help=True)
 for sub, name in [
-    (db_app, "db"), (keys_app, "keys"), (member_app, "member"),
-    (token_app, "token"), (ledger_app, "ledger"), (audit_app, "audit"),
+    (db_app, "db"),
+    (keys_app, "keys"),
+    (member_app, "member"),
+    (token_app, "token"),
+    (ledger_app, "ledger"),
+    (audit_app, "audit"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -58,10 +70,14 @@ err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="The exchange's data dir.")]
-ServerOpt = Annotated[str | None, typer.Option("--server", help="Exchange URL [env CORPUSX_SERVER].")]
+ServerOpt = Annotated[
+    str | None, typer.Option("--server", help="Exchange URL [env CORPUSX_SERVER].")
+]
 TokenOpt = Annotated[str | None, typer.Option("--token", help="API token [env CORPUSX_TOKEN].")]
 KeyOpt = Annotated[Path | None, typer.Option("--key", help="Private key file [env CORPUSX_KEY].")]
-MemberOpt = Annotated[str | None, typer.Option("--member", help="Your member id [env CORPUSX_MEMBER].")]
+MemberOpt = Annotated[
+    str | None, typer.Option("--member", help="Your member id [env CORPUSX_MEMBER].")
+]
 
 
 class CliError(Exception):
@@ -125,11 +141,17 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], Non
 
 @app.command()
 def init(
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where to create the exchange.")] = Path(".corpusx"),
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where to create the exchange.")
+    ] = Path(".corpusx"),
     origin: Annotated[str | None, typer.Option(help="Checkpoint origin of the log.")] = None,
     operator: Annotated[str, typer.Option(help="The first operator's member id.")] = "operator",
-    operator_name: Annotated[str, typer.Option(help="The first operator's display name.")] = "Exchange operator",
-    operator_key: Annotated[Path | None, typer.Option(help="Use this private key (default: a new one).")] = None,
+    operator_name: Annotated[
+        str, typer.Option(help="The first operator's display name.")
+    ] = "Exchange operator",
+    operator_key: Annotated[
+        Path | None, typer.Option(help="Use this private key (default: a new one).")
+    ] = None,
     server_url: Annotated[str, typer.Option(help="URL saved in your profile.")] = DEFAULT_SERVER,
     as_json: JsonOpt = False,
 ) -> None:
@@ -138,14 +160,24 @@ def init(
 
     settings = load_settings(data_dir=data_dir, log_origin=origin)
     if settings.resolved_log_key_file.exists():
-        raise CliError(f"{data_dir} is already initialised (it has {settings.resolved_log_key_file})")
+        raise CliError(
+            f"{data_dir} is already initialised (it has {settings.resolved_log_key_file})"
+        )
     key_path = operator_key or config_dir() / "keys" / f"{operator}.key"
     key = load_private_key(key_path) if key_path.exists() else write_new_key(key_path)
     done = initialise(settings, operator=operator, operator_name=operator_name, operator_key=key)
-    save_profile(Profile(server=server_url, token=done.token, member=operator, key_file=str(key_path.resolve())))
+    save_profile(
+        Profile(
+            server=server_url, token=done.token, member=operator, key_file=str(key_path.resolve())
+        )
+    )
     result = {
-        "data_dir": str(data_dir), "operator": operator, "token": done.token,
-        "key_file": str(key_path), "vkey": done.vkey, "checkpoint": done.checkpoint,
+        "data_dir": str(data_dir),
+        "operator": operator,
+        "token": done.token,
+        "key_file": str(key_path),
+        "vkey": done.vkey,
+        "checkpoint": done.checkpoint,
     }
 
     def human() -> None:
@@ -174,8 +206,12 @@ def serve(
     settings = load_settings()
     Exchange.open(settings).engine.dispose()  # fail here, clearly, before workers start
     uvicorn.run(
-        "exchange.app:create_app", factory=True, host=host or settings.host,
-        port=port or settings.port, workers=workers, log_level="info",
+        "exchange.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="info",
     )
 
 
@@ -184,7 +220,9 @@ def db_upgrade(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Apply all migrations to the configured database."""
     settings = settings_for(data_dir)
     upgrade(settings.resolved_database_url)
-    emit({"database": "upgraded"}, as_json, lambda: out.print("database is at the latest migration"))
+    emit(
+        {"database": "upgraded"}, as_json, lambda: out.print("database is at the latest migration")
+    )
 
 
 # -- keys, login -------------------------------------------------------------------------------
@@ -197,10 +235,20 @@ def keys_new(
 ) -> None:
     """Create an Ed25519 key pair: FILE (private, 0600) and FILE.pub."""
     key = write_new_key(out_file)
-    result = {"private_key": str(out_file), "public_key_file": f"{out_file}.pub",
-              "public_key": b64encode(raw_public_key(key)), "key_id": key_id(key)}
-    emit(result, as_json, lambda: out.print(
-        f"key id {result['key_id']}\npublic key {result['public_key']}\nwrote {out_file} and {out_file}.pub"))
+    result = {
+        "private_key": str(out_file),
+        "public_key_file": f"{out_file}.pub",
+        "public_key": b64encode(raw_public_key(key)),
+        "key_id": key_id(key),
+    }
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"key id {result['key_id']}\npublic key {result['public_key']}\n"
+            f"wrote {out_file} and {out_file}.pub"
+        ),
+    )
 
 
 @app.command()
@@ -217,44 +265,83 @@ def login(
         mine = {k["key_id"] for k in me["keys"] if k["revoked_seq"] is None}
         if key_id(load_private_key(key)) not in mine:
             raise CliError(f"{key} is not one of {me['id']}'s live keys")
-    path = save_profile(Profile(server=server, token=token, member=me["id"], key_file=str(key.resolve()) if key else None))
-    emit({"member": me["id"], "profile": str(path)}, as_json, lambda: out.print(f"logged in as {me['id']} ({path})"))
+    path = save_profile(
+        Profile(
+            server=server,
+            token=token,
+            member=me["id"],
+            key_file=str(key.resolve()) if key else None,
+        )
+    )
+    emit(
+        {"member": me["id"], "profile": str(path)},
+        as_json,
+        lambda: out.print(f"logged in as {me['id']} ({path})"),
+    )
 
 
 # -- members -----------------------------------------------------------------------------------
 
 
 def _member_rows(members: list[dict[str, Any]]) -> None:
-    table("Members", ["id", "name", "roles", "keys", "registered at"], [
-        [m["id"], m["name"], ",".join(m["roles"]),
-         " ".join(k["key_id"] + (" (revoked)" if k["revoked_seq"] is not None else "") for k in m["keys"]),
-         m["registered_seq"]]
-        for m in members
-    ])
+    table(
+        "Members",
+        ["id", "name", "roles", "keys", "registered at"],
+        [
+            [
+                m["id"],
+                m["name"],
+                ",".join(m["roles"]),
+                " ".join(
+                    k["key_id"] + (" (revoked)" if k["revoked_seq"] is not None else "")
+                    for k in m["keys"]
+                ),
+                m["registered_seq"],
+            ]
+            for m in members
+        ],
+    )
 
 
 @member_app.command("register")
 def member_register(
     name: Annotated[str, typer.Option(help="The new member's id (lowercase, digits, '-').")],
-    role: Annotated[list[str], typer.Option(help="provider, buyer, auditor or operator (repeatable).")],
+    role: Annotated[
+        list[str], typer.Option(help="provider, buyer, auditor or operator (repeatable).")
+    ],
     pubkey: Annotated[Path, typer.Option(help="The member's public key file (FILE.pub).")],
     display_name: Annotated[str | None, typer.Option(help="Human-readable name.")] = None,
-    server: ServerOpt = None, token: TokenOpt = None, key: KeyOpt = None, member: MemberOpt = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a member (operators): records member.registered and prints its token once."""
     public = raw_public_key(load_public_key(pubkey))
     roles = sorted({r.strip() for value in role for r in value.split(",") if r.strip()})
-    body = {"member": name, "name": display_name or name, "roles": roles,
-            "public_key": b64encode(public), "key_id": key_id_for(public)}
+    body = {
+        "member": name,
+        "name": display_name or name,
+        "roles": roles,
+        "public_key": b64encode(public),
+        "key_id": key_id_for(public),
+    }
     with client_for(server, token, key, member, signing=True) as client:
         result = client.register_member(body)
-    emit(result, as_json, lambda: out.print(
-        f"registered {name} at entry {result['seq']}\ntoken {result['token']}  (shown once)"))
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"registered {name} at entry {result['seq']}\ntoken {result['token']}  (shown once)"
+        ),
+    )
 
 
 @member_app.command("show")
-def member_show(member_id: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+def member_show(
+    member_id: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
     """Show a member, its roles and keys (with history)."""
     with client_for(server, token) as client:
         result = client.get_member(member_id)
@@ -273,15 +360,25 @@ def member_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonO
 def member_add_key(
     pubkey: Annotated[Path, typer.Option(help="The new public key file.")],
     of: Annotated[str | None, typer.Option("--of", help="Member to change (default: you).")] = None,
-    server: ServerOpt = None, token: TokenOpt = None, key: KeyOpt = None, member: MemberOpt = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a signing key (rotation: old keys stay valid until revoked)."""
     public = raw_public_key(load_public_key(pubkey))
     with client_for(server, token, key, member, signing=True) as client:
         target = of or client.member or ""
-        result = client.add_key(target, {"member": target, "public_key": b64encode(public), "key_id": key_id_for(public)})
-    emit(result, as_json, lambda: out.print(f"added key {key_id_for(public)} to {target} at entry {result['seq']}"))
+        result = client.add_key(
+            target,
+            {"member": target, "public_key": b64encode(public), "key_id": key_id_for(public)},
+        )
+    emit(
+        result,
+        as_json,
+        lambda: out.print(f"added key {key_id_for(public)} to {target} at entry {result['seq']}"),
+    )
 
 
 @member_app.command("revoke-key")
@@ -289,23 +386,38 @@ def member_revoke_key(
     revoked: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key id to revoke.")],
     reason: Annotated[str, typer.Option(help="Why (recorded on the ledger).")] = "rotated",
     of: Annotated[str | None, typer.Option("--of", help="Member to change (default: you).")] = None,
-    server: ServerOpt = None, token: TokenOpt = None, key: KeyOpt = None, member: MemberOpt = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a signing key; what it signed before stays valid."""
     with client_for(server, token, key, member, signing=True) as client:
         target = of or client.member or ""
         result = client.revoke_key(target, {"member": target, "key_id": revoked, "reason": reason})
-    emit(result, as_json, lambda: out.print(f"revoked key {revoked} of {target} at entry {result['seq']}"))
+    emit(
+        result,
+        as_json,
+        lambda: out.print(f"revoked key {revoked} of {target} at entry {result['seq']}"),
+    )
 
 
 @token_app.command("new")
-def token_new(label: Annotated[str, typer.Option(help="A label.")] = "", server: ServerOpt = None,
-              token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+def token_new(
+    label: Annotated[str, typer.Option(help="A label.")] = "",
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Issue another API token for yourself (shown once)."""
     with client_for(server, token) as client:
         result = client.new_token(label)
-    emit(result, as_json, lambda: out.print(f"token {result['token']}  (id {result['id']}, shown once)"))
+    emit(
+        result,
+        as_json,
+        lambda: out.print(f"token {result['token']}  (id {result['id']}, shown once)"),
+    )
 
 
 @token_app.command("list")
@@ -313,12 +425,21 @@ def token_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOp
     """List your API tokens (never their values)."""
     with client_for(server, token) as client:
         result = client.tokens()
-    emit(result, as_json, lambda: table("Tokens", ["id", "label", "created", "revoked"],
-                                         [[t["id"], t["label"], t["created_at"], t["revoked"]] for t in result]))
+    emit(
+        result,
+        as_json,
+        lambda: table(
+            "Tokens",
+            ["id", "label", "created", "revoked"],
+            [[t["id"], t["label"], t["created_at"], t["revoked"]] for t in result],
+        ),
+    )
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+def token_revoke(
+    token_id: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
     """Revoke one of your API tokens."""
     with client_for(server, token) as client:
         client.revoke_token(token_id)
@@ -329,7 +450,9 @@ def token_revoke(token_id: str, server: ServerOpt = None, token: TokenOpt = None
 
 
 @ledger_app.command("vkey")
-def ledger_vkey(data_dir: DataDirOpt = None, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
+def ledger_vkey(
+    data_dir: DataDirOpt = None, server: ServerOpt = None, as_json: JsonOpt = False
+) -> None:
     """Print the log's verifier key: from the data dir's log key, or else from the server."""
     settings = settings_for(data_dir)
     if data_dir is not None or (server is None and settings.resolved_log_key_file.exists()):
@@ -342,8 +465,12 @@ def ledger_vkey(data_dir: DataDirOpt = None, server: ServerOpt = None, as_json: 
 
 @ledger_app.command("checkpoint")
 def ledger_checkpoint(
-    issue: Annotated[bool, typer.Option(help="Ask the server to issue one now (operators).")] = False,
-    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    issue: Annotated[
+        bool, typer.Option(help="Ask the server to issue one now (operators).")
+    ] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print the latest signed checkpoint."""
     with client_for(server, token) as client:
@@ -354,8 +481,11 @@ def ledger_checkpoint(
 @ledger_app.command("entry")
 def ledger_entry(
     seq: int,
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write the entry's exact bytes here.")] = None,
-    server: ServerOpt = None, as_json: JsonOpt = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the entry's exact bytes here.")
+    ] = None,
+    server: ServerOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show one entry (and optionally save its canonical bytes, for verify-proof)."""
     with client_for(server) as client:
@@ -371,7 +501,10 @@ def ledger_entry(
 def ledger_attest(
     entry_type: Annotated[str, typer.Option("--type", help="attest.NAME")],
     body: Annotated[str, typer.Option(help="JSON object, or @FILE.")],
-    server: ServerOpt = None, token: TokenOpt = None, key: KeyOpt = None, member: MemberOpt = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record your own signed statement (e.g. an evaluation report) on the ledger."""
@@ -387,9 +520,14 @@ def ledger_attest(
 @ledger_app.command("prove")
 def ledger_prove(
     seq: int,
-    out_file: Annotated[Path | None, typer.Option("--out", help="Bundle file (default: stdout).")] = None,
-    entry_out: Annotated[Path | None, typer.Option("--entry-out", help="Also save the entry bytes.")] = None,
-    server: ServerOpt = None, as_json: JsonOpt = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Bundle file (default: stdout).")
+    ] = None,
+    entry_out: Annotated[
+        Path | None, typer.Option("--entry-out", help="Also save the entry bytes.")
+    ] = None,
+    server: ServerOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write an offline c2sp tlog-proof@v1 bundle for entry SEQ."""
     import base64
@@ -401,7 +539,15 @@ def ledger_prove(
     if out_file is not None:
         out_file.write_text(bundle)
     result = {"seq": seq, "bundle": bundle, "file": str(out_file) if out_file else None}
-    emit(result, as_json, lambda: out.print(f"wrote {out_file}") if out_file else out.print(bundle, end="", highlight=False))
+    emit(
+        result,
+        as_json,
+        lambda: (
+            out.print(f"wrote {out_file}")
+            if out_file
+            else out.print(bundle, end="", highlight=False)
+        ),
+    )
 
 
 # -- audit -------------------------------------------------------------------------------------
@@ -410,9 +556,13 @@ def ledger_prove(
 @audit_app.command("verify")
 def audit_verify(
     server: ServerOpt = None,
-    local: Annotated[bool, typer.Option("--local", help="Audit the operator's database instead.")] = False,
+    local: Annotated[
+        bool, typer.Option("--local", help="Audit the operator's database instead.")
+    ] = False,
     data_dir: DataDirOpt = None,
-    vkey: Annotated[str | None, typer.Option(help="The log's verifier key (pinned after first use).")] = None,
+    vkey: Annotated[
+        str | None, typer.Option(help="The log's verifier key (pinned after first use).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-check every entry, chain link and signature, and the root against the checkpoint."""
@@ -438,12 +588,24 @@ def audit_verify(
             with progress_bar("auditing", not as_json) as tick:
                 report = audit_remote(client, verifier, state_dir=state_dir, progress=tick)
             _pin_vkey(state_dir, client.server, trusted)
-    result = {"ok": True, "origin": report.origin, "size": report.size, "root": report.root,
-              "consistent_from": report.previous_size, "seconds": round(report.seconds, 3)}
-    emit(result, as_json, lambda: out.print(
-        f"[green]ok[/green] {report.origin}: {report.size:,} entries, root {report.root[:16]}…, "
-        + (f"consistent with size {report.previous_size:,}, " if report.previous_size else "")
-        + f"{report.rate:,.0f} entries/s"))
+    result = {
+        "ok": True,
+        "origin": report.origin,
+        "size": report.size,
+        "root": report.root,
+        "consistent_from": report.previous_size,
+        "seconds": round(report.seconds, 3),
+    }
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"[green]ok[/green] {report.origin}: {report.size:,} entries, "
+            f"root {report.root[:16]}…, "
+            + (f"consistent with size {report.previous_size:,}, " if report.previous_size else "")
+            + f"{report.rate:,.0f} entries/s"
+        ),
+    )
 
 
 def _pins(state_dir: Path) -> dict[str, str]:
@@ -475,10 +637,23 @@ def audit_verify_proof(
 ) -> None:
     """Verify an offline proof bundle (works for any c2sp log, with no server)."""
     bundle = ProofBundle.from_text(_read_text(bundle_file))
-    signed = verify_proof_bundle(bundle, entry=entry.read_bytes(), log_verifier=Ed25519Verifier.from_vkey(vkey))
-    result = {"ok": True, "origin": signed.checkpoint.origin, "index": bundle.index, "size": signed.checkpoint.size}
-    emit(result, as_json, lambda: out.print(
-        f"[green]ok[/green] entry {bundle.index} is in {signed.checkpoint.origin} at size {signed.checkpoint.size:,}"))
+    signed = verify_proof_bundle(
+        bundle, entry=entry.read_bytes(), log_verifier=Ed25519Verifier.from_vkey(vkey)
+    )
+    result = {
+        "ok": True,
+        "origin": signed.checkpoint.origin,
+        "index": bundle.index,
+        "size": signed.checkpoint.size,
+    }
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"[green]ok[/green] entry {bundle.index} is in {signed.checkpoint.origin} "
+            f"at size {signed.checkpoint.size:,}"
+        ),
+    )
 
 
 def _read_text(path: Path) -> str:
@@ -490,21 +665,22 @@ def _read_text(path: Path) -> str:
 
 # -- entry point -------------------------------------------------------------------------------
 
-USER_ERRORS = (CliError, ClientError, ExchangeError, LedgerError, KeyFileError, LogKeyError,
-               NotMigratedError, OSError)
+USER_ERRORS = (
+    CliError,
+    ClientError,
+    ExchangeError,
+    LedgerError,
+    KeyFileError,
+    LogKeyError,
+    NotMigratedError,
+    OSError,
+)
 
 
 def main() -> None:
+    """Run the CLI; typer reports usage errors itself (exit 2), ours are one line (exit 1)."""
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.ClickException as usage:
-        usage.show()
-        sys.exit(usage.exit_code)
+        app()
     except USER_ERRORS as failure:
         message = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
         err.print(f"error: {message}", highlight=False, markup=False)
@@ -512,6 +688,9 @@ def main() -> None:
     except Exception as bug:  # a bug of ours: still one line, with a way to see more
         if os.environ.get("CORPUSX_DEBUG"):
             raise
-        err.print(f"internal error: {type(bug).__name__}: {bug} (set CORPUSX_DEBUG=1 for details)",
-                  highlight=False, markup=False)
+        err.print(
+            f"internal error: {type(bug).__name__}: {bug} (set CORPUSX_DEBUG=1 for details)",
+            highlight=False,
+            markup=False,
+        )
         sys.exit(2)

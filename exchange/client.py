@@ -36,6 +36,7 @@ class ExchangeClient:
         self.server = server.rstrip("/")
         self.member = member
         self.key = key
+        self._origin: str | None = None
         self._http = httpx.Client(
             base_url=self.server, headers=headers, timeout=timeout, transport=transport
         )
@@ -48,6 +49,13 @@ class ExchangeClient:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    @property
+    def origin(self) -> str:
+        """The origin of the server's log, which every statement names (fetched once)."""
+        if self._origin is None:
+            self._origin = self.vkey().split("+", 1)[0]
+        return self._origin
 
     # -- transport -------------------------------------------------------------------------
 
@@ -72,8 +80,10 @@ class ExchangeClient:
     def signed_post(self, path: str, entry_type: str, body: dict[str, Any]) -> Any:
         """Sign a statement with this client's key and POST it."""
         if self.key is None or self.member is None:
-            raise ClientError("a signing key and member id are needed: pass --key or run `corpusx login`")
-        signed = new_statement(entry_type, body, member=self.member, key=self.key)
+            raise ClientError(
+                "a signing key and member id are needed: pass --key or run `corpusx login`"
+            )
+        signed = new_statement(entry_type, body, member=self.member, key=self.key, log=self.origin)
         return self.request("POST", path, json=signed.to_json()).json()
 
     # -- members ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from exchange.db import check_migrated, make_engine, unit_of_work
 from exchange.logkey import load_log_key
 from exchange.settings import Settings
+from exchange.statements import StatementPolicy
 from ledger.entry import key_id_for
 from ledger.note import Ed25519Signer
 
@@ -28,6 +29,10 @@ class Exchange:
         check_migrated(engine)
         signer = load_log_key(settings.resolved_log_key_file, settings.log_origin)
         return cls(settings, engine, signer)
+
+    @property
+    def statement_policy(self) -> StatementPolicy:
+        return StatementPolicy(self.settings.log_origin, self.settings.statement_window)
 
     @property
     def log_key_id(self) -> str:

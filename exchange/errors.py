@@ -1,12 +1,12 @@
 """The exchange's error tree; the HTTP layer maps each class to one status and RFC 9457 body.
 
-    ExchangeError               400
-     ├── InvalidInput           422  malformed or contradictory input
-     ├── Unauthenticated        401  no token, or an unknown or revoked one
-     ├── Forbidden              403  wrong role, someone else's resource, a bad signature
-     ├── NotFound               404
-     ├── Conflict               409  a replayed nonce, a name already taken
-     └── Unavailable            503  retryable overload (the HTTP layer adds Retry-After)
+ExchangeError               400
+ ├── InvalidInput           422  malformed or contradictory input
+ ├── Unauthenticated        401  no token, or an unknown or revoked one
+ ├── Forbidden              403  wrong role, someone else's resource, a bad signature
+ ├── NotFound               404
+ ├── Conflict               409  a replayed nonce, a name already taken
+ └── Unavailable            503  retryable overload (the HTTP layer adds Retry-After)
 """
 
 from __future__ import annotations

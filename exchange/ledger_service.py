@@ -6,7 +6,7 @@ from sqlmodel import Session
 
 from exchange.errors import InvalidInput, NotFound
 from exchange.models import Member
-from exchange.statements import check_statement, record_statement
+from exchange.statements import StatementPolicy, check_statement, record_statement
 from ledger.entry import ATTEST_PREFIX, Entry, SignedStatement
 from ledger.errors import StoreError
 from ledger.note import Ed25519Signer
@@ -15,15 +15,13 @@ from ledger.sql import LedgerCheckpointRow, SqlLedger
 
 
 def attest(
-    session: Session, signed: SignedStatement, *, caller: Member, window_seconds: int
+    session: Session, signed: SignedStatement, *, caller: Member, policy: StatementPolicy
 ) -> Entry:
     """A member's own signed statement, ``attest.NAME`` (e.g. an evaluation report)."""
     entry_type = signed.statement.type
     if not entry_type.startswith(ATTEST_PREFIX):
         raise InvalidInput(f"members may record only attest.* statements here, not {entry_type}")
-    check_statement(
-        session, signed, caller=caller, expected_type=entry_type, window_seconds=window_seconds
-    )
+    check_statement(session, signed, caller=caller, expected_type=entry_type, policy=policy)
     return record_statement(session, signed)
 
 

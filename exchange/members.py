@@ -17,12 +17,13 @@ from sqlmodel import Session, col, select
 
 from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from exchange.models import ApiToken, Member, MemberKey
-from exchange.statements import check_statement, record_statement
-from ledger.audit import EXCHANGE_MEMBER, OPERATOR, MemberRegistration
+from exchange.statements import StatementPolicy, check_statement, record_statement
+from ledger.audit import OPERATOR, MemberRegistration
 from ledger.entry import Entry, SignedStatement
-from ledger.errors import FormatError
+from ledger.errors import FormatError, VerificationError
+from ledger.sql import SqlLedger
 
-TOKEN_PREFIX = "cx_"
+TOKEN_PREFIX = "cx_"  # noqa: S105 (a prefix, not a secret)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,11 @@ def revoke_token(session: Session, token_id: str, *, caller: Member) -> ApiToken
 
 def list_tokens(session: Session, member_id: str) -> list[ApiToken]:
     return list(
-        session.exec(select(ApiToken).where(ApiToken.member_id == member_id).order_by(col(ApiToken.created_at)))
+        session.exec(
+            select(ApiToken)
+            .where(ApiToken.member_id == member_id)
+            .order_by(col(ApiToken.created_at))
+        )
     )
 
 
@@ -111,8 +116,6 @@ def _add_member(session: Session, registration: MemberRegistration, name: str, s
 
 def bootstrap_operator(session: Session, signed: SignedStatement) -> Registered:
     """The genesis entry: the first operator registers itself (only on an empty ledger)."""
-    from ledger.sql import SqlLedger
-
     if SqlLedger(session).head().size != 0:
         raise Conflict("the ledger is not empty: the first operator already exists")
     registration = _registration(signed)
@@ -121,7 +124,10 @@ def bootstrap_operator(session: Session, signed: SignedStatement) -> Registered:
         raise InvalidInput("the first operator must register itself with its own key")
     if OPERATOR not in registration.roles:
         raise InvalidInput("the first member must have the operator role")
-    signed.verify(registration.public_key)
+    try:
+        signed.verify(registration.public_key)
+    except VerificationError:
+        raise InvalidInput("the first operator's statement is not signed by its own key") from None
     entry = record_statement(session, signed)
     member = _add_member(session, registration, str(statement.body.get("name")), entry.seq)
     _, token = issue_token(session, member.id, label="init")
@@ -129,17 +135,19 @@ def bootstrap_operator(session: Session, signed: SignedStatement) -> Registered:
 
 
 def register_member(
-    session: Session, signed: SignedStatement, *, caller: Member, window_seconds: int
+    session: Session, signed: SignedStatement, *, caller: Member, policy: StatementPolicy
 ) -> Registered:
     """An operator admits a member; the new member's token is returned once."""
     if OPERATOR not in caller.role_set:
         raise Forbidden("only an operator may register members")
     check_statement(
-        session, signed, caller=caller, expected_type="member.registered", window_seconds=window_seconds
+        session,
+        signed,
+        caller=caller,
+        expected_type="member.registered",
+        policy=policy,
     )
     registration = _registration(signed)
-    if registration.member == EXCHANGE_MEMBER:
-        raise Conflict(f"the member id {EXCHANGE_MEMBER!r} is reserved for the exchange itself")
     if session.get(Member, registration.member) is not None:
         raise Conflict(f"member {registration.member} already exists")
     if session.get(MemberKey, registration.key_id) is not None:
@@ -151,24 +159,36 @@ def register_member(
     return Registered(member, token, entry)
 
 
-def _target_member(session: Session, signed: SignedStatement, caller: Member) -> Member:
+def _target_member(
+    session: Session, signed: SignedStatement, caller: Member, *, operators_too: bool
+) -> Member:
+    """The member whose keys change: the caller itself, or (to revoke) anyone for an operator.
+
+    Nobody adds a key to another member: not even an operator can make itself able to sign
+    as someone else.
+    """
     target_id = signed.statement.body.get("member")
     target = session.get(Member, target_id) if isinstance(target_id, str) else None
     if target is None:
         raise NotFound(f"no member {target_id!r}")
-    if target.id != caller.id and OPERATOR not in caller.role_set:
+    may_act_for_others = operators_too and OPERATOR in caller.role_set
+    if target.id != caller.id and not may_act_for_others:
         raise Forbidden(f"{caller.id} may not change the keys of {target.id}")
     return target
 
 
 def add_key(
-    session: Session, signed: SignedStatement, *, caller: Member, window_seconds: int
+    session: Session, signed: SignedStatement, *, caller: Member, policy: StatementPolicy
 ) -> Entry:
     """Key rotation: a new key is added; old keys stay valid until revoked (history is kept)."""
     check_statement(
-        session, signed, caller=caller, expected_type="member.key.added", window_seconds=window_seconds
+        session,
+        signed,
+        caller=caller,
+        expected_type="member.key.added",
+        policy=policy,
     )
-    target = _target_member(session, signed, caller)
+    target = _target_member(session, signed, caller, operators_too=False)
     try:
         added = MemberRegistration.from_body(signed.statement.body, with_roles=False)
     except FormatError as exc:
@@ -189,12 +209,16 @@ def add_key(
 
 
 def revoke_key(
-    session: Session, signed: SignedStatement, *, caller: Member, window_seconds: int
+    session: Session, signed: SignedStatement, *, caller: Member, policy: StatementPolicy
 ) -> Entry:
     check_statement(
-        session, signed, caller=caller, expected_type="member.key.revoked", window_seconds=window_seconds
+        session,
+        signed,
+        caller=caller,
+        expected_type="member.key.revoked",
+        policy=policy,
     )
-    target = _target_member(session, signed, caller)
+    target = _target_member(session, signed, caller, operators_too=True)
     key = session.get(MemberKey, signed.statement.body.get("key_id"))
     if key is None or key.member_id != target.id:
         raise NotFound(f"{target.id} has no key {signed.statement.body.get('key_id')!r}")
@@ -216,7 +240,9 @@ def get_member(session: Session, member_id: str) -> Member:
 def member_keys(session: Session, member_id: str) -> list[MemberKey]:
     return list(
         session.exec(
-            select(MemberKey).where(MemberKey.member_id == member_id).order_by(col(MemberKey.added_seq))
+            select(MemberKey)
+            .where(MemberKey.member_id == member_id)
+            .order_by(col(MemberKey.added_seq))
         )
     )
 

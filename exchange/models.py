@@ -29,9 +29,7 @@ class Member(SQLModel, table=True):
 
 class MemberKey(SQLModel, table=True):
     __tablename__ = "member_key"
-    __table_args__ = (
-        CheckConstraint("length(public_key) = 32", name="ck_member_key_length"),
-    )
+    __table_args__ = (CheckConstraint("length(public_key) = 32", name="ck_member_key_length"),)
 
     key_id: str = Field(primary_key=True, max_length=16)
     member_id: str = Field(foreign_key="member.id", index=True, max_length=64)
@@ -46,9 +44,7 @@ class ApiToken(SQLModel, table=True):
     """A bearer token; only its SHA-256 is stored (tokens are 256-bit random, not passwords)."""
 
     __tablename__ = "api_token"
-    __table_args__ = (
-        CheckConstraint("length(token_hash) = 64", name="ck_api_token_hash"),
-    )
+    __table_args__ = (CheckConstraint("length(token_hash) = 64", name="ck_api_token_hash"),)
 
     id: str = Field(primary_key=True, max_length=16)
     member_id: str = Field(foreign_key="member.id", index=True, max_length=64)

@@ -47,6 +47,7 @@ def initialise(
         },
         member=operator,
         key=operator_key,
+        log=settings.log_origin,
     )
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -56,5 +57,3 @@ def initialise(
     finally:
         engine.dispose()
     return Initialised(operator, done.token, signer.verifier.vkey, checkpoint.note)
-
-

@@ -18,9 +18,10 @@ def new_statement(
     *,
     member: str,
     key: Ed25519PrivateKey,
+    log: str,
     now: datetime | None = None,
 ) -> SignedStatement:
-    """A fresh statement (random nonce, current time) signed by ``key``."""
+    """A fresh statement (random nonce, current time) for the log ``log``, signed by ``key``."""
     statement = Statement(
         type=entry_type,
         body=body,
@@ -28,5 +29,6 @@ def new_statement(
         key_id=key_id(key),
         nonce=secrets.token_urlsafe(18),
         time=format_time(now or datetime.now(UTC)),
+        log=log,
     )
     return sign_statement(statement, key)

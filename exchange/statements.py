@@ -7,15 +7,24 @@ the nonce fresh. The entry is appended in the caller's transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlmodel import Session
 
 from exchange.errors import Conflict, Forbidden, InvalidInput
 from exchange.models import Member, MemberKey
-from ledger.entry import Entry, SignedStatement, parse_time
+from ledger.entry import Entry, SignedStatement, parse_time, signer_roles
 from ledger.errors import FormatError, VerificationError
 from ledger.sql import ReplayError, SqlLedger
+
+
+@dataclass(frozen=True)
+class StatementPolicy:
+    """What every statement must satisfy here: addressed to this log, within the clock window."""
+
+    origin: str
+    window_seconds: int
 
 
 def parse_signed_statement(value: object) -> SignedStatement:
@@ -31,21 +40,31 @@ def check_statement(
     *,
     caller: Member,
     expected_type: str,
-    window_seconds: int,
+    policy: StatementPolicy,
     now: datetime | None = None,
 ) -> MemberKey:
     """Raise unless ``caller`` validly signed a statement of ``expected_type``; return the key."""
     statement = signed.statement
     if statement.type != expected_type:
         raise InvalidInput(f"this route records {expected_type}, not {statement.type}")
+    if statement.log != policy.origin:
+        raise Forbidden(
+            f"the statement is addressed to the log {statement.log!r}, this is {policy.origin!r}"
+        )
     if statement.member != caller.id:
         raise Forbidden(f"the statement is by {statement.member}, but the token is {caller.id}'s")
+    allowed = signer_roles(statement.type)
+    if not caller.role_set & allowed:
+        raise Forbidden(
+            f"{caller.id} may not sign {statement.type}: it needs a role of "
+            f"{', '.join(sorted(allowed))}"
+        )
     moment = now or datetime.now(UTC)
     skew = abs((parse_time(statement.time) - moment).total_seconds())
-    if skew > window_seconds:
+    if skew > policy.window_seconds:
         raise Forbidden(
             f"statement time {statement.time} is {skew:.0f}s from the server's clock "
-            f"(the window is {window_seconds}s): check the client's clock"
+            f"(the window is {policy.window_seconds}s): check the client's clock"
         )
     key = session.get(MemberKey, statement.key_id)
     if key is None or key.member_id != caller.id:

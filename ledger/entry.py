@@ -2,7 +2,8 @@
 
 A *statement* is what an actor says and signs on their own machine::
 
-    {"type": ..., "body": {...}, "member": ..., "key_id": ..., "nonce": ..., "time": ...}
+    {"type": ..., "body": {...}, "member": ..., "key_id": ..., "nonce": ..., "time": ...,
+     "log": <origin of the log it is addressed to>}
 
 The signature is Ed25519 over ``STATEMENT_CONTEXT || JCS(statement)``. The log wraps it in an
 *entry* whose canonical bytes are the Merkle leaf::
@@ -34,23 +35,40 @@ from ledger.merkle import leaf_hash
 STATEMENT_CONTEXT = b"corpusx/statement/v1\n"
 GENESIS_PREV = "0" * 64
 
-#: The closed set of entry types. Members may add their own statements only under ``attest.``.
-ENTRY_TYPES: dict[str, str] = {
-    "member.registered": "an operator admits a member with a name, roles and a first public key",
-    "member.key.added": "a member (or an operator) adds a public key to a member",
-    "member.key.revoked": "a member (or an operator) revokes one of a member's keys",
-    "dataset.version.published": "a provider publishes an immutable dataset version",
-    "dataset.version.flagged": "the exchange holds a version that overlaps another provider's",
-    "dataset.version.cleared": "an operator clears a flagged version",
-    "offer.published": "a provider offers a dataset or version under terms",
-    "offer.withdrawn": "a provider withdraws an offer",
-    "licence.granted": "a buyer accepts an offer: the signed agreement",
-    "licence.revoked": "a provider revokes an agreement for cause",
-    "account.deposited": "an operator credits a member's account",
-    "account.withdrawn": "an operator debits a member's account",
-    "data.delivered": "the exchange delivers licensed files to a buyer",
-    "model.training.attested": "a model builder attests that a training manifest is licensed",
-    "checkpoint.anchored": "the log anchors a checkpoint to a blockchain",
+EXCHANGE = "exchange"
+"""The reserved member id (and role) under which the exchange itself signs, with the log key."""
+
+ANY_MEMBER = frozenset({"provider", "buyer", "auditor", "operator"})
+
+
+@dataclass(frozen=True)
+class EntryType:
+    description: str
+    signers: frozenset[str]  # roles, any of which may sign this type
+
+
+def _type(description: str, *roles: str) -> EntryType:
+    return EntryType(description, frozenset(roles))
+
+
+#: The closed set of entry types and who may sign each. Members add their own statements only
+#: under ``attest.NAME`` (any member may). ``docs/ledger.md`` lists the body of each type.
+ENTRY_TYPES: dict[str, EntryType] = {
+    "member.registered": _type("an operator admits a member with roles and a key", "operator"),
+    "member.key.added": _type("a member adds a key of its own (rotation)", *ANY_MEMBER),
+    "member.key.revoked": _type("a member, or an operator, revokes a member's key", *ANY_MEMBER),
+    "dataset.version.published": _type("a provider publishes an immutable version", "provider"),
+    "dataset.version.flagged": _type("the exchange holds an overlapping version", EXCHANGE),
+    "dataset.version.cleared": _type("an operator clears a flagged version", "operator"),
+    "offer.published": _type("a provider offers a dataset or version under terms", "provider"),
+    "offer.withdrawn": _type("a provider withdraws an offer", "provider"),
+    "licence.granted": _type("a buyer accepts an offer: the signed agreement", "buyer"),
+    "licence.revoked": _type("a provider revokes an agreement for cause", "provider"),
+    "account.deposited": _type("an operator credits a member's account", "operator"),
+    "account.withdrawn": _type("an operator debits a member's account", "operator"),
+    "data.delivered": _type("the exchange delivers licensed files to a buyer", EXCHANGE),
+    "model.training.attested": _type("a model builder attests its training data", "buyer"),
+    "checkpoint.anchored": _type("the exchange anchors a checkpoint on a chain", EXCHANGE),
 }
 ATTEST_PREFIX = "attest."
 
@@ -59,13 +77,24 @@ _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _ATTEST_NAME = re.compile(r"^attest\.[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$")
+# Exactly milliseconds, so that times compare correctly as strings.
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 MAX_STATEMENT_BYTES = 60_000  # an entry must fit a c2sp entry bundle (uint16 length)
 
 
 def is_known_type(entry_type: str) -> bool:
     """True for a documented type or a well-formed ``attest.NAME``."""
-    return entry_type in ENTRY_TYPES or bool(_ATTEST_NAME.match(entry_type))
+    return entry_type in ENTRY_TYPES or bool(_ATTEST_NAME.fullmatch(entry_type))
+
+
+def signer_roles(entry_type: str) -> frozenset[str]:
+    """The roles that may sign ``entry_type``; any member may sign ``attest.NAME``."""
+    known = ENTRY_TYPES.get(entry_type)
+    return known.signers if known is not None else ANY_MEMBER | {EXCHANGE}
+
+
+def is_member_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_MEMBER_ID.fullmatch(value))
 
 
 def key_id_for(public_key: bytes) -> str:
@@ -75,12 +104,17 @@ def key_id_for(public_key: bytes) -> str:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, the only time form in entries."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_time(text: str, *, what: str = "time") -> datetime:
-    if not isinstance(text, str) or not _TIME.match(text):
-        raise FormatError(f"{what} must be RFC 3339 UTC like 2026-01-31T12:00:00.000Z, got {text!r}")
+    if not isinstance(text, str) or not _TIME.fullmatch(text):
+        raise FormatError(
+            f"{what} must be RFC 3339 UTC with milliseconds like 2026-01-31T12:00:00.000Z, "
+            f"got {text!r}"
+        )
     try:
         return datetime.fromisoformat(text)
     except ValueError:
@@ -98,6 +132,8 @@ def b64decode(text: object, *, what: str, length: int | None = None) -> bytes:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise FormatError(f"{what} is not valid base64") from None
+    if b64encode(data) != text:  # one value, one encoding: no malleable leaf bytes
+        raise FormatError(f"{what} is not in canonical base64")
     if length is not None and len(data) != length:
         raise FormatError(f"{what} must be {length} bytes, got {len(data)}")
     return data
@@ -113,6 +149,7 @@ class Statement:
     key_id: str
     nonce: str
     time: str
+    log: str
 
     def __post_init__(self) -> None:
         if not isinstance(self.type, str) or not is_known_type(self.type):
@@ -121,13 +158,15 @@ class Statement:
             )
         if not isinstance(self.body, dict):
             raise FormatError("statement body must be a JSON object")
-        if not isinstance(self.member, str) or not _MEMBER_ID.match(self.member):
+        if not isinstance(self.member, str) or not _MEMBER_ID.fullmatch(self.member):
             raise FormatError(f"member id {self.member!r} is not a valid member id")
-        if not isinstance(self.key_id, str) or not _KEY_ID.match(self.key_id):
+        if not isinstance(self.key_id, str) or not _KEY_ID.fullmatch(self.key_id):
             raise FormatError(f"key id {self.key_id!r} must be 16 lowercase hex digits")
-        if not isinstance(self.nonce, str) or not _NONCE.match(self.nonce):
+        if not isinstance(self.nonce, str) or not _NONCE.fullmatch(self.nonce):
             raise FormatError("nonce must be 16-64 characters of base64url")
         parse_time(self.time, what="statement time")
+        if not isinstance(self.log, str) or not 0 < len(self.log) <= 200:
+            raise FormatError("statement log must name the origin of the log it is addressed to")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,13 +176,14 @@ class Statement:
             "key_id": self.key_id,
             "nonce": self.nonce,
             "time": self.time,
+            "log": self.log,
         }
 
     @classmethod
     def from_json(cls, value: object) -> Statement:
         if not isinstance(value, dict):
             raise FormatError("statement must be a JSON object")
-        expected = {"type", "body", "member", "key_id", "nonce", "time"}
+        expected = {"type", "body", "member", "key_id", "nonce", "time", "log"}
         if set(value) != expected:
             missing, extra = expected - set(value), set(value) - expected
             raise FormatError(
@@ -246,7 +286,7 @@ class Entry:
         seq, prev = value["seq"], value["prev"]
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise FormatError("entry seq must be a non-negative integer")
-        if not isinstance(prev, str) or not _HEX64.match(prev):
+        if not isinstance(prev, str) or not _HEX64.fullmatch(prev):
             raise FormatError("entry prev must be 64 lowercase hex digits")
         parse_time(value["time"], what="entry time")
         signed = SignedStatement.from_json(

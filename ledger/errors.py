@@ -3,7 +3,7 @@
     LedgerError
      ├── FormatError          input that does not parse: a note, checkpoint, key, proof or bundle
      ├── VerificationError    well-formed input that does not verify: says what was expected/found
-     │    └── InconsistencyError   two views of the log that cannot both be true (holds the evidence)
+     │    └── InconsistencyError   two views of the log that cannot both be true (with evidence)
      └── StoreError           the store cannot do what was asked (e.g. a tree size it does not have)
 
 Parsers never leak a bare ``ValueError``: they raise ``FormatError``.

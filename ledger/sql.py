@@ -52,7 +52,9 @@ class LedgerEntryRow(SQLModel, table=True):
         UniqueConstraint("member", "nonce", name="uq_ledger_entry_member_nonce"),
     )
 
-    seq: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
     type: str = Field(max_length=80, index=True)
     member: str = Field(max_length=64, index=True)
     key_id: str = Field(max_length=16)
@@ -65,8 +67,12 @@ class LedgerNodeRow(SQLModel, table=True):
     __tablename__ = "ledger_node"
     __table_args__ = (CheckConstraint("length(hash) = 32", name="ck_ledger_node_hash"),)
 
-    level: int = Field(sa_type=SmallInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
-    idx: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    level: int = Field(
+        sa_type=SmallInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    idx: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
     hash: bytes = Field(sa_type=LargeBinary)
 
 
@@ -83,7 +89,9 @@ class LedgerHeadRow(SQLModel, table=True):
 class LedgerCheckpointRow(SQLModel, table=True):
     __tablename__ = "ledger_checkpoint"
 
-    size: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    size: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
     root: bytes = Field(sa_type=LargeBinary)
     note: str = Field(sa_type=Text)
     issued_at: datetime
@@ -127,7 +135,9 @@ class SqlLedger:
             entry = Entry.build(seq=head.size + offset, time=time, prev=prev, signed=signed)
             prev = entry.leaf_hash()
             entries.append(entry)
-        integration = integrate(head.size, _split_frontier(head.frontier), [e.leaf_hash() for e in entries])
+        integration = integrate(
+            head.size, _split_frontier(head.frontier), [e.leaf_hash() for e in entries]
+        )
         self._insert_rows(entries, integration.nodes)
         head.size = integration.size
         head.frontier = b"".join(integration.frontier)
@@ -204,7 +214,9 @@ class SqlLedger:
             raise StoreError(f"the tree has no node {missing.args[0]}") from None
 
     def entry_data(self, seq: int) -> bytes:
-        data = self.session.exec(select(LedgerEntryRow.data).where(LedgerEntryRow.seq == seq)).first()
+        data = self.session.exec(
+            select(LedgerEntryRow.data).where(LedgerEntryRow.seq == seq)
+        ).first()
         if data is None:
             raise StoreError(f"there is no entry {seq}")
         return data
@@ -298,9 +310,7 @@ class SqlLedger:
                 size1=latest.size, size2=head.size, proof=proof, root1=latest.root, root2=root
             )
         note = sign_checkpoint(Checkpoint(signer.name, head.size, root), signer)
-        row = LedgerCheckpointRow(
-            size=head.size, root=root, note=note, issued_at=datetime.now(UTC)
-        )
+        row = LedgerCheckpointRow(size=head.size, root=root, note=note, issued_at=datetime.now(UTC))
         self.session.add(row)
         self.session.flush()
         return row

@@ -102,8 +102,13 @@ class LiveServer:
     url: str
     prepared: Prepared
 
-    def client(self, *, token: str | None = None, member: str | None = None,
-               key: Ed25519PrivateKey | None = None) -> ExchangeClient:
+    def client(
+        self,
+        *,
+        token: str | None = None,
+        member: str | None = None,
+        key: Ed25519PrivateKey | None = None,
+    ) -> ExchangeClient:
         return ExchangeClient(self.url, token=token, member=member, key=key)
 
     def operator(self) -> ExchangeClient:
@@ -115,7 +120,9 @@ class LiveServer:
 def live_server(prepared: Prepared) -> Iterator[LiveServer]:
     """The real app under uvicorn on a loopback port, in this process."""
     port = free_port()
-    config = uvicorn.Config(create_app(prepared.settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(prepared.settings), host="127.0.0.1", port=port, log_level="warning"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -100,7 +100,8 @@ def inclusion(
         tree_size = size if size is not None else (latest.size if latest else 0)
         if not seq < tree_size <= ledger.head().size:
             raise InvalidInput(
-                f"entry {seq} is not in a tree of size {tree_size} (the log has {ledger.head().size})"
+                f"entry {seq} is not in a tree of size {tree_size} "
+                f"(the log has {ledger.head().size})"
             )
         proof = ledger.inclusion_proof(seq, tree_size)
         data = service.entry_bytes(session, seq)
@@ -128,7 +129,9 @@ def consistency(
     return ConsistencyProofOut(size1=size1, size2=size2, proof=[b64encode(h) for h in proof])
 
 
-@router.get("/proof/bundle/{seq}", response_class=Response, responses={200: {"content": {TEXT: {}}}})
+@router.get(
+    "/proof/bundle/{seq}", response_class=Response, responses={200: {"content": {TEXT: {}}}}
+)
 def bundle(seq: int, exchange: ExchangeDep) -> Response:
     """An offline c2sp.org/tlog-proof@v1 bundle for entry ``seq``."""
     with exchange.transaction() as session:
@@ -141,7 +144,5 @@ def attest(body: SignedStatementIn, caller: CurrentMember, exchange: ExchangeDep
     """Record the caller's own signed ``attest.NAME`` statement."""
     signed = parse_signed_statement(body.model_dump())
     with exchange.transaction() as session:
-        entry = service.attest(
-            session, signed, caller=caller, window_seconds=exchange.settings.statement_window
-        )
+        entry = service.attest(session, signed, caller=caller, policy=exchange.statement_policy)
     return recorded(entry)

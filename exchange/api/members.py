@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from sqlmodel import Session
 
 from exchange import members as service
 from exchange.api.deps import CurrentMember, ExchangeDep
@@ -20,7 +21,6 @@ from exchange.errors import InvalidInput
 from exchange.models import Member
 from exchange.statements import parse_signed_statement
 from ledger.entry import Entry, b64encode
-from sqlmodel import Session
 
 router = APIRouter(tags=["members"])
 
@@ -48,12 +48,14 @@ def recorded(entry: Entry) -> EntryRecorded:
 
 
 @router.post("/members", status_code=status.HTTP_201_CREATED, response_model=MemberRegistered)
-def register_member(body: SignedStatementIn, caller: CurrentMember, exchange: ExchangeDep) -> MemberRegistered:
+def register_member(
+    body: SignedStatementIn, caller: CurrentMember, exchange: ExchangeDep
+) -> MemberRegistered:
     """An operator registers a member (signed ``member.registered``); the token is shown once."""
     signed = parse_signed_statement(body.model_dump())
     with exchange.transaction() as session:
         done = service.register_member(
-            session, signed, caller=caller, window_seconds=exchange.settings.statement_window
+            session, signed, caller=caller, policy=exchange.statement_policy
         )
         public = member_public(session, done.member)
     return MemberRegistered(member=public, token=done.token, seq=done.entry.seq)
@@ -79,26 +81,34 @@ def me(caller: CurrentMember, exchange: ExchangeDep) -> MemberPublic:
 
 def _for_member(member_id: str, body: SignedStatementIn) -> None:
     if body.statement.body.get("member") != member_id:
-        raise InvalidInput(f"the statement body names {body.statement.body.get('member')!r}, the URL {member_id!r}")
+        raise InvalidInput(
+            f"the statement body names {body.statement.body.get('member')!r}, the URL {member_id!r}"
+        )
 
 
-@router.post("/members/{member_id}/keys", status_code=status.HTTP_201_CREATED, response_model=EntryRecorded)
-def add_key(member_id: str, body: SignedStatementIn, caller: CurrentMember, exchange: ExchangeDep) -> EntryRecorded:
+@router.post(
+    "/members/{member_id}/keys", status_code=status.HTTP_201_CREATED, response_model=EntryRecorded
+)
+def add_key(
+    member_id: str, body: SignedStatementIn, caller: CurrentMember, exchange: ExchangeDep
+) -> EntryRecorded:
     """Add a key (signed ``member.key.added``); earlier keys stay valid until revoked."""
     _for_member(member_id, body)
     signed = parse_signed_statement(body.model_dump())
     with exchange.transaction() as session:
-        entry = service.add_key(session, signed, caller=caller, window_seconds=exchange.settings.statement_window)
+        entry = service.add_key(session, signed, caller=caller, policy=exchange.statement_policy)
     return recorded(entry)
 
 
 @router.post("/members/{member_id}/keys/revoke", response_model=EntryRecorded)
-def revoke_key(member_id: str, body: SignedStatementIn, caller: CurrentMember, exchange: ExchangeDep) -> EntryRecorded:
+def revoke_key(
+    member_id: str, body: SignedStatementIn, caller: CurrentMember, exchange: ExchangeDep
+) -> EntryRecorded:
     """Revoke a key (signed ``member.key.revoked``); statements it signed before stay valid."""
     _for_member(member_id, body)
     signed = parse_signed_statement(body.model_dump())
     with exchange.transaction() as session:
-        entry = service.revoke_key(session, signed, caller=caller, window_seconds=exchange.settings.statement_window)
+        entry = service.revoke_key(session, signed, caller=caller, policy=exchange.statement_policy)
     return recorded(entry)
 
 
@@ -114,7 +124,12 @@ def list_tokens(caller: CurrentMember, exchange: ExchangeDep) -> list[TokenPubli
     with exchange.transaction() as session:
         rows = service.list_tokens(session, caller.id)
     return [
-        TokenPublic(id=r.id, label=r.label, created_at=r.created_at.isoformat(), revoked=r.revoked_at is not None)
+        TokenPublic(
+            id=r.id,
+            label=r.label,
+            created_at=r.created_at.isoformat(),
+            revoked=r.revoked_at is not None,
+        )
         for r in rows
     ]
 

@@ -16,6 +16,7 @@ class StatementIn(BaseModel):
     key_id: str
     nonce: str
     time: str = Field(examples=["2026-11-28T12:00:00.000Z"])
+    log: str = Field(description="origin of the log the statement is addressed to")
 
 
 class SignedStatementIn(BaseModel):

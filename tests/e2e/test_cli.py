@@ -30,13 +30,23 @@ class Cli:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.env = {**os.environ, "CORPUSX_CONFIG_DIR": str(home / "config")}
-        for name in ("CORPUSX_SERVER", "CORPUSX_TOKEN", "CORPUSX_KEY", "CORPUSX_MEMBER", "CORPUSX_DATABASE_URL"):
+        for name in (
+            "CORPUSX_SERVER",
+            "CORPUSX_TOKEN",
+            "CORPUSX_KEY",
+            "CORPUSX_MEMBER",
+            "CORPUSX_DATABASE_URL",
+        ):
             self.env.pop(name, None)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [sys.executable, "-m", "exchange", *args], cwd=self.home, env=self.env,
-            capture_output=True, text=True, timeout=120,
+            [sys.executable, "-m", "exchange", *args],
+            cwd=self.home,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if check:
             assert done.returncode == 0, done.stderr
@@ -67,9 +77,20 @@ def server(cli: Cli) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     cli.json("init", "--data-dir", "exchange-data", "--server-url", url)
     process = subprocess.Popen(
-        [sys.executable, "-m", "exchange", "serve", "--data-dir", "exchange-data", "--port", str(port)],
-        cwd=cli.home, env=cli.env | {"CORPUSX_CHECKPOINT_INTERVAL": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "exchange",
+            "serve",
+            "--data-dir",
+            "exchange-data",
+            "--port",
+            str(port),
+        ],
+        cwd=cli.home,
+        env=cli.env | {"CORPUSX_CHECKPOINT_INTERVAL": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -108,21 +129,39 @@ def test_keys_new_is_private_and_never_overwrites(cli: Cli) -> None:
 
 def test_a_member_attests_and_an_auditor_verifies_offline_and_online(cli: Cli, server: str) -> None:
     cli.json("keys", "new", "--out", "alice.key")
-    registered = cli.json("member", "register", "--name", "alice", "--role", "provider", "--pubkey", "alice.key.pub")
+    registered = cli.json(
+        "member", "register", "--name", "alice", "--role", "provider", "--pubkey", "alice.key.pub"
+    )
     token = str(registered["token"])
     as_alice = ["--server", server, "--token", token, "--key", "alice.key", "--member", "alice"]
     body = json.dumps({"report": "toxicity 0.2%", "corpus": "sha256:00"})
-    recorded = cli.json("ledger", "attest", "--type", "attest.evaluation", "--body", body, *as_alice)
+    recorded = cli.json(
+        "ledger", "attest", "--type", "attest.evaluation", "--body", body, *as_alice
+    )
     seq = str(recorded["seq"])
 
-    cli.run("ledger", "prove", seq, "--out", "entry.tlog-proof", "--entry-out", "entry.bin", "--server", server)
+    cli.run(
+        "ledger",
+        "prove",
+        seq,
+        "--out",
+        "entry.tlog-proof",
+        "--entry-out",
+        "entry.bin",
+        "--server",
+        server,
+    )
     vkey = str(cli.json("ledger", "vkey", "--data-dir", "exchange-data")["vkey"])
     assert vkey == str(cli.json("ledger", "vkey", "--server", server)["vkey"])
-    verified = cli.json("audit", "verify-proof", "entry.tlog-proof", "--vkey", vkey, "--entry", "entry.bin")
+    verified = cli.json(
+        "audit", "verify-proof", "entry.tlog-proof", "--vkey", vkey, "--entry", "entry.bin"
+    )
     assert verified["index"] == int(seq)
 
     (cli.home / "other.bin").write_bytes(b"not the entry")
-    assert "error:" in cli.fails("audit", "verify-proof", "entry.tlog-proof", "--vkey", vkey, "--entry", "other.bin")
+    assert "error:" in cli.fails(
+        "audit", "verify-proof", "entry.tlog-proof", "--vkey", vkey, "--entry", "other.bin"
+    )
 
     first = cli.json("audit", "verify", "--server", server, "--vkey", vkey)
     assert first["consistent_from"] is None and first["size"] >= 3
@@ -147,35 +186,109 @@ def test_serve_refuses_an_unprepared_database(cli: Cli, tmp_path: Path) -> None:
 
 
 def _tessera_bundle(index: int, size: int) -> tuple[str, bytes]:
-    entries = decode_entry_bundle((TESSERA / "tile" / "entries" / "000.p" / str(size)).read_bytes(), size)
+    entries = decode_entry_bundle(
+        (TESSERA / "tile" / "entries" / "000.p" / str(size)).read_bytes(), size
+    )
     nodes: dict[NodeID, bytes] = dict(integrate(0, [], [leaf_hash(e) for e in entries]).nodes)
     proof = inclusion_proof(index, size, lambda ids: [nodes[i] for i in ids])
     note = (TESSERA / f"checkpoint.{size}").read_text()
-    return ProofBundle(index=index, proof=tuple(proof), checkpoint_note=note).to_text(), entries[index]
+    return ProofBundle(index=index, proof=tuple(proof), checkpoint_note=note).to_text(), entries[
+        index
+    ]
 
 
 def test_verify_proof_accepts_another_logs_bundles(cli: Cli) -> None:
     assert len(list(TESSERA.glob("checkpoint.*"))) >= 15, "the Tessera vectors are missing"
     text, entry = _tessera_bundle(3, 15)
-    unknown_cosignature = "— witness.example/w1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+    unknown_cosignature = "— witness.example/w1 " + "A" * 96 + "\n"
     (cli.home / "t.tlog-proof").write_text(text + unknown_cosignature)
     (cli.home / "t.bin").write_bytes(entry)
-    result = cli.json("audit", "verify-proof", "t.tlog-proof", "--vkey", TESSERA_VKEY, "--entry", "t.bin")
+    result = cli.json(
+        "audit", "verify-proof", "t.tlog-proof", "--vkey", TESSERA_VKEY, "--entry", "t.bin"
+    )
     assert result == {"ok": True, "origin": "example.com/log/testdata", "index": 3, "size": 15}
 
 
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["audit", "verify-proof", "missing.tlog-proof", "--vkey", TESSERA_VKEY, "--entry", "t.bin"], "No such file"),
-        (["audit", "verify-proof", "garbage.tlog-proof", "--vkey", TESSERA_VKEY, "--entry", "t.bin"], "proof"),
-        (["audit", "verify-proof", "garbage.tlog-proof", "--vkey", "not-a-vkey", "--entry", "t.bin"], "error:"),
-        (["member", "register", "--name", "x", "--role", "buyer", "--pubkey", "garbage.tlog-proof",
-          "--server", "http://127.0.0.1:9"], "not a PEM"),
-        (["ledger", "attest", "--type", "attest.x", "--body", "{oops", "--server", "http://127.0.0.1:9"],
-         "not valid JSON"),
-        (["ledger", "attest", "--type", "attest.x", "--body", "[1]", "--server", "http://127.0.0.1:9"],
-         "JSON object"),
+        (
+            [
+                "audit",
+                "verify-proof",
+                "missing.tlog-proof",
+                "--vkey",
+                TESSERA_VKEY,
+                "--entry",
+                "t.bin",
+            ],
+            "No such file",
+        ),
+        (
+            [
+                "audit",
+                "verify-proof",
+                "garbage.tlog-proof",
+                "--vkey",
+                TESSERA_VKEY,
+                "--entry",
+                "t.bin",
+            ],
+            "proof",
+        ),
+        (
+            [
+                "audit",
+                "verify-proof",
+                "garbage.tlog-proof",
+                "--vkey",
+                "not-a-vkey",
+                "--entry",
+                "t.bin",
+            ],
+            "error:",
+        ),
+        (
+            [
+                "member",
+                "register",
+                "--name",
+                "x",
+                "--role",
+                "buyer",
+                "--pubkey",
+                "garbage.tlog-proof",
+                "--server",
+                "http://127.0.0.1:9",
+            ],
+            "not a PEM",
+        ),
+        (
+            [
+                "ledger",
+                "attest",
+                "--type",
+                "attest.x",
+                "--body",
+                "{oops",
+                "--server",
+                "http://127.0.0.1:9",
+            ],
+            "not valid JSON",
+        ),
+        (
+            [
+                "ledger",
+                "attest",
+                "--type",
+                "attest.x",
+                "--body",
+                "[1]",
+                "--server",
+                "http://127.0.0.1:9",
+            ],
+            "JSON object",
+        ),
         (["member", "list", "--server", "http://127.0.0.1:9"], "cannot reach"),
         (["audit", "verify", "--local", "--data-dir", "nothing-here"], "cannot read the log key"),
     ],

@@ -9,7 +9,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from exchange.client import ExchangeClient
 from exchange.keys import raw_public_key
-from ledger.entry import b64encode, key_id_for
+from exchange.settings import Settings
+from exchange.signing import new_statement
+from ledger.entry import SignedStatement, b64encode, key_id_for
+
+ORIGIN = Settings().log_origin
+
+
+def statement(
+    entry_type: str, body: dict[str, Any], *, member: str, key: Ed25519PrivateKey, **extra: Any
+) -> SignedStatement:
+    """A statement signed for the test exchange's log."""
+    return new_statement(
+        entry_type, body, member=member, key=key, log=extra.pop("log", ORIGIN), **extra
+    )
 
 
 @dataclass
@@ -35,4 +48,6 @@ def register(operator: ExchangeClient, server: str, member_id: str, roles: list[
     key = Ed25519PrivateKey.generate()
     answer = operator.register_member(registration_body(member_id, roles, key))
     token = answer["token"]
-    return Member(member_id, key, token, ExchangeClient(server, token=token, member=member_id, key=key))
+    return Member(
+        member_id, key, token, ExchangeClient(server, token=token, member=member_id, key=key)
+    )

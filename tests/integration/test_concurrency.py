@@ -23,6 +23,7 @@ from ledger.merkle import tree_root
 from ledger.note import Ed25519Verifier
 from ledger.sql import SqlLedger
 from tests.conftest import Prepared
+from tests.integration.helpers import ORIGIN
 
 WORKERS = 4
 ROUNDS = 15
@@ -36,7 +37,13 @@ def _writer(url: str, seed: bytes, worker: int, ready: multiprocessing.synchroni
     for round_ in range(ROUNDS):
         size = 1 if round_ % 2 else BATCH
         statements = [
-            new_statement("attest.load", {"worker": worker, "round": round_, "i": i}, member="operator", key=key)
+            new_statement(
+                "attest.load",
+                {"worker": worker, "round": round_, "i": i},
+                member="operator",
+                key=key,
+                log=ORIGIN,
+            )
             for i in range(size)
         ]
         with unit_of_work(engine) as session:
@@ -49,7 +56,9 @@ def test_several_processes_append_without_gaps_or_forks(prepared: Prepared, tmp_
     seed = prepared.operator_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(WORKERS)
-    processes = [context.Process(target=_writer, args=(url, seed, w, ready)) for w in range(WORKERS)]
+    processes = [
+        context.Process(target=_writer, args=(url, seed, w, ready)) for w in range(WORKERS)
+    ]
     for process in processes:
         process.start()
     for process in processes:
@@ -75,4 +84,3 @@ def test_several_processes_append_without_gaps_or_forks(prepared: Prepared, tmp_
         checkpoint = ledger.issue_checkpoint(signer)
         assert checkpoint.size == expected
     engine.dispose()
-

@@ -29,7 +29,10 @@ SIZE = 10
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "exchange", *args],
-        capture_output=True, text=True, env={**os.environ, **env}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
     )
 
 
@@ -44,14 +47,18 @@ def build_log(live: LiveServer) -> None:
 
 
 def data_of(connection: Connection, seq: int) -> dict[str, object]:
-    raw = connection.execute(text("SELECT data FROM ledger_entry WHERE seq = :s"), {"s": seq}).scalar_one()
+    raw = connection.execute(
+        text("SELECT data FROM ledger_entry WHERE seq = :s"), {"s": seq}
+    ).scalar_one()
     value: dict[str, object] = json.loads(raw)
     return value
 
 
 def put(connection: Connection, seq: int, entry: dict[str, object]) -> None:
-    connection.execute(text("UPDATE ledger_entry SET data = :d WHERE seq = :s"),
-                       {"d": rfc8785.dumps(entry), "s": seq})
+    connection.execute(
+        text("UPDATE ledger_entry SET data = :d WHERE seq = :s"),
+        {"d": rfc8785.dumps(entry), "s": seq},
+    )
 
 
 def edit_body(c: Connection) -> None:
@@ -71,8 +78,11 @@ def insert_entry(c: Connection) -> None:
     c.execute(text("UPDATE ledger_entry SET seq = seq + 1000 WHERE seq >= 5"))
     c.execute(text("UPDATE ledger_entry SET seq = seq - 999 WHERE seq >= 1000"))
     c.execute(
-        text("INSERT INTO ledger_entry (seq, type, member, key_id, nonce, time, data) "
-             "SELECT 5, type, member, key_id, 'forged-nonce-0000', time, :d FROM ledger_entry WHERE seq = 3"),
+        text(
+            "INSERT INTO ledger_entry (seq, type, member, key_id, nonce, time, data) "
+            "SELECT 5, type, member, key_id, 'forged-nonce-0000', time, :d "
+            "FROM ledger_entry WHERE seq = 3"
+        ),
         {"d": rfc8785.dumps(forged)},
     )
 
@@ -112,7 +122,9 @@ def audit_env(prepared: Prepared, config: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
-def test_local_audit_names_the_first_bad_entry(live_server: LiveServer, tmp_path: Path, mutation: str) -> None:
+def test_local_audit_names_the_first_bad_entry(
+    live_server: LiveServer, tmp_path: Path, mutation: str
+) -> None:
     build_log(live_server)
     env = audit_env(live_server.prepared, tmp_path / "config")
     clean = run_cli("audit", "verify", "--local", "--json", env=env)
@@ -138,7 +150,9 @@ def test_remote_audit_sees_tampering_through_the_public_api(
 ) -> None:
     build_log(live_server)
     env = {"CORPUSX_CONFIG_DIR": str(tmp_path / "config")}
-    clean = run_cli("audit", "verify", "--server", live_server.url, "--vkey", live_server.prepared.vkey, env=env)
+    clean = run_cli(
+        "audit", "verify", "--server", live_server.url, "--vkey", live_server.prepared.vkey, env=env
+    )
     assert clean.returncode == 0, clean.stderr
     engine = make_engine(live_server.prepared.settings.resolved_database_url)
     with engine.begin() as connection:

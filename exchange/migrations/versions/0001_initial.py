@@ -8,7 +8,6 @@ Create Date: 2026-11-28 15:58:10.491429
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0001"
@@ -23,17 +22,17 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("root", sa.LargeBinary(), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
-        sa.Column("issued_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("size"),
     )
     op.create_table(
         "ledger_entry",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("type", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("member", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("key_id", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("nonce", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("time", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("type", sa.String(length=80), nullable=False),
+        sa.Column("member", sa.String(length=64), nullable=False),
+        sa.Column("key_id", sa.String(length=16), nullable=False),
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("time", sa.String(length=32), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.CheckConstraint("seq >= 0", name="ck_ledger_entry_seq"),
         sa.PrimaryKeyConstraint("seq"),
@@ -49,7 +48,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("frontier", sa.LargeBinary(), nullable=False),
         sa.Column("last_leaf", sa.LargeBinary(), nullable=False),
-        sa.Column("last_time", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("last_time", sa.String(length=32), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     # The head row every append locks exists from the start: appends never race to create it.
@@ -64,21 +63,21 @@ def upgrade() -> None:
     )
     op.create_table(
         "member",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("display_name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("roles", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("display_name", sa.String(length=200), nullable=False),
+        sa.Column("roles", sa.String(length=100), nullable=False),
         sa.Column("registered_seq", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "api_token",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("member_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("label", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("revoked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("id", sa.String(length=16), nullable=False),
+        sa.Column("member_id", sa.String(length=64), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("label", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("length(token_hash) = 64", name="ck_api_token_hash"),
         sa.ForeignKeyConstraint(
             ["member_id"],
@@ -92,13 +91,13 @@ def upgrade() -> None:
 
     op.create_table(
         "member_key",
-        sa.Column("key_id", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("member_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("key_id", sa.String(length=16), nullable=False),
+        sa.Column("member_id", sa.String(length=64), nullable=False),
         sa.Column("public_key", sa.LargeBinary(), nullable=False),
         sa.Column("added_seq", sa.BigInteger(), nullable=False),
-        sa.Column("added_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_seq", sa.BigInteger(), nullable=True),
-        sa.Column("revoked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("length(public_key) = 32", name="ck_member_key_length"),
         sa.ForeignKeyConstraint(
             ["member_id"],

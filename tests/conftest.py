@@ -117,12 +117,17 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(prepared: Prepared) -> Iterator[LiveServer]:
-    """The real app under uvicorn on a loopback port, in this process."""
+def live_server(prepared: Prepared, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """The real app under uvicorn on a loopback port, in this process.
+
+    ``@pytest.mark.checkpoint_interval(seconds)`` turns the checkpoint schedule on.
+    """
+    marker = request.node.get_closest_marker("checkpoint_interval")
+    settings = prepared.settings
+    if marker is not None:
+        settings = settings.model_copy(update={"checkpoint_interval": marker.args[0]})
     port = free_port()
-    config = uvicorn.Config(
-        create_app(prepared.settings), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

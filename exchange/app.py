@@ -130,6 +130,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> dict[str, object]:
         with exchange.transaction() as session:
             size = SqlLedger(session).head().size
-        return {"status": "ok", "origin": settings.log_origin, "size": size}
+        return {"status": "ok", "origin": exchange.origin, "size": size}
 
     return app

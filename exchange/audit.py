@@ -98,7 +98,7 @@ def _audit(
     signed: SignedCheckpoint = open_checkpoint(checkpoint_note, verifier)
     size, root = signed.checkpoint.size, signed.checkpoint.root
     previous = AuditState.load(state_dir, verifier.vkey)
-    auditor = LogAuditor(log_public_key=verifier.public_key)
+    auditor = LogAuditor(log_public_key=verifier.public_key, origin=verifier.name)
     if previous is not None and previous.size > 0:
         if previous.size > size:
             raise VerificationError(

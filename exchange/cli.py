@@ -359,17 +359,16 @@ def member_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonO
 @member_app.command("add-key")
 def member_add_key(
     pubkey: Annotated[Path, typer.Option(help="The new public key file.")],
-    of: Annotated[str | None, typer.Option("--of", help="Member to change (default: you).")] = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     key: KeyOpt = None,
     member: MemberOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a signing key (rotation: old keys stay valid until revoked)."""
+    """Add a signing key of your own (rotation: old keys stay valid until revoked)."""
     public = raw_public_key(load_public_key(pubkey))
     with client_for(server, token, key, member, signing=True) as client:
-        target = of or client.member or ""
+        target = client.member or ""
         result = client.add_key(
             target,
             {"member": target, "public_key": b64encode(public), "key_id": key_id_for(public)},

@@ -32,7 +32,11 @@ class Exchange:
 
     @property
     def statement_policy(self) -> StatementPolicy:
-        return StatementPolicy(self.settings.log_origin, self.settings.statement_window)
+        return StatementPolicy(self.origin, self.settings.statement_window, self.log_key_id)
+
+    @property
+    def origin(self) -> str:
+        return self.log_signer.name
 
     @property
     def log_key_id(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from ledger.errors import LedgerError
@@ -24,7 +25,13 @@ def create_log_key(path: Path, origin: str) -> Ed25519Signer:
     return signer
 
 
-def load_log_key(path: Path, origin: str) -> Ed25519Signer:
+def new_origin() -> str:
+    """A log origin unique to this exchange, so statements for one log never fit another."""
+    return f"corpusx.local/{secrets.token_hex(6)}"
+
+
+def load_log_key(path: Path, origin: str | None = None) -> Ed25519Signer:
+    """The log key; its name is the log's origin (``origin``, if given, must agree)."""
     try:
         text = path.read_text().strip()
     except OSError as exc:
@@ -35,7 +42,7 @@ def load_log_key(path: Path, origin: str) -> Ed25519Signer:
         signer = Ed25519Signer.from_skey(text)
     except LedgerError as exc:
         raise LogKeyError(f"{path} is not a log signing key: {exc}") from None
-    if signer.name != origin:
+    if origin is not None and signer.name != origin:
         raise LogKeyError(
             f"the log key {path} is for origin {signer.name!r}, settings say {origin!r}"
         )

@@ -114,12 +114,14 @@ def _add_member(session: Session, registration: MemberRegistration, name: str, s
     return member
 
 
-def bootstrap_operator(session: Session, signed: SignedStatement) -> Registered:
+def bootstrap_operator(session: Session, signed: SignedStatement, *, origin: str) -> Registered:
     """The genesis entry: the first operator registers itself (only on an empty ledger)."""
     if SqlLedger(session).head().size != 0:
         raise Conflict("the ledger is not empty: the first operator already exists")
-    registration = _registration(signed)
     statement = signed.statement
+    if statement.type != "member.registered" or statement.log != origin:
+        raise InvalidInput(f"the first entry must be a member.registered statement for {origin}")
+    registration = _registration(signed)
     if registration.member != statement.member or registration.key_id != statement.key_id:
         raise InvalidInput("the first operator must register itself with its own key")
     if OPERATOR not in registration.roles:
@@ -129,7 +131,8 @@ def bootstrap_operator(session: Session, signed: SignedStatement) -> Registered:
     except VerificationError:
         raise InvalidInput("the first operator's statement is not signed by its own key") from None
     entry = record_statement(session, signed)
-    member = _add_member(session, registration, str(statement.body.get("name")), entry.seq)
+    name = str(statement.body.get("name", registration.member))
+    member = _add_member(session, registration, name, entry.seq)
     _, token = issue_token(session, member.id, label="init")
     return Registered(member, token, entry)
 
@@ -150,13 +153,18 @@ def register_member(
     registration = _registration(signed)
     if session.get(Member, registration.member) is not None:
         raise Conflict(f"member {registration.member} already exists")
-    if session.get(MemberKey, registration.key_id) is not None:
-        raise Conflict(f"key {registration.key_id} is already registered to a member")
+    _refuse_taken_key(session, registration.key_id, policy)
     entry = record_statement(session, signed)
     name = str(signed.statement.body.get("name", registration.member))
     member = _add_member(session, registration, name, entry.seq)
     _, token = issue_token(session, member.id, label="registration")
     return Registered(member, token, entry)
+
+
+def _refuse_taken_key(session: Session, key_id: str, policy: StatementPolicy) -> None:
+    """A key belongs to one member, ever; the log's own key belongs to the exchange."""
+    if key_id == policy.log_key_id or session.get(MemberKey, key_id) is not None:
+        raise Conflict(f"key {key_id} is already registered")
 
 
 def _target_member(
@@ -193,8 +201,7 @@ def add_key(
         added = MemberRegistration.from_body(signed.statement.body, with_roles=False)
     except FormatError as exc:
         raise InvalidInput(f"member.key.added body: {exc}") from None
-    if session.get(MemberKey, added.key_id) is not None:
-        raise Conflict(f"key {added.key_id} is already registered")
+    _refuse_taken_key(session, added.key_id, policy)
     entry = record_statement(session, signed)
     session.add(
         MemberKey(

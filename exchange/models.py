@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, LargeBinary
 from sqlmodel import Field, SQLModel
 
+import catalog.models  # noqa: F401  (registers the catalogue tables in SQLModel.metadata)
 import ledger.sql  # noqa: F401  (registers the ledger tables in SQLModel.metadata)
 
 

@@ -15,7 +15,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path(".corpusx"), description="database, keys and blobs")
     database_url: str = Field(default="", description="SQLAlchemy URL; SQLite in data_dir if empty")
-    log_origin: str = Field(default="corpusx.local/ledger", description="the checkpoint origin")
+    log_origin: str | None = Field(
+        default=None,
+        description="the checkpoint origin; default: the name bound to the log key "
+        "(corpusx init picks a unique one)",
+    )
     log_key_file: Path | None = Field(default=None, description="default: data_dir/log.key")
     checkpoint_interval: float = Field(default=5.0, ge=0, description="seconds; 0 turns it off")
     statement_window: int = Field(default=300, ge=1, description="max clock skew, seconds")
@@ -24,8 +28,8 @@ class Settings(BaseSettings):
 
     @field_validator("log_origin")
     @classmethod
-    def _origin_is_one_line(cls, value: str) -> str:
-        if not value or any(c.isspace() for c in value) or "+" in value:
+    def _origin_is_one_line(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c.isspace() for c in value) or "+" in value):
             raise ValueError("log_origin must be non-empty, with no spaces or '+'")
         return value
 

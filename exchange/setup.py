@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from exchange.db import make_engine, unit_of_work, upgrade
+from exchange.errors import InvalidInput
 from exchange.keys import raw_public_key
-from exchange.logkey import create_log_key
+from exchange.logkey import create_log_key, new_origin
 from exchange.members import bootstrap_operator
 from exchange.settings import Settings
 from exchange.signing import new_statement
-from ledger.entry import b64encode, key_id_for
+from ledger.entry import EXCHANGE, b64encode, key_id_for
 from ledger.sql import SqlLedger
 
 
@@ -32,9 +33,12 @@ def initialise(
     The operator's private key stays with the caller: only the signed genesis statement and
     the public key reach the database.
     """
+    if operator == EXCHANGE:
+        raise InvalidInput(f"the member id {EXCHANGE!r} is reserved for the exchange itself")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
-    signer = create_log_key(settings.resolved_log_key_file, settings.log_origin)
+    origin = settings.log_origin or new_origin()
+    signer = create_log_key(settings.resolved_log_key_file, origin)
     public = raw_public_key(operator_key)
     genesis = new_statement(
         "member.registered",
@@ -47,12 +51,12 @@ def initialise(
         },
         member=operator,
         key=operator_key,
-        log=settings.log_origin,
+        log=origin,
     )
     engine = make_engine(settings.resolved_database_url)
     try:
         with unit_of_work(engine) as session:
-            done = bootstrap_operator(session, genesis)
+            done = bootstrap_operator(session, genesis, origin=origin)
             checkpoint = SqlLedger(session).issue_checkpoint(signer)
     finally:
         engine.dispose()

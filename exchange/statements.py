@@ -25,6 +25,7 @@ class StatementPolicy:
 
     origin: str
     window_seconds: int
+    log_key_id: str  # the exchange's own key: no member may register it
 
 
 def parse_signed_statement(value: object) -> SignedStatement:

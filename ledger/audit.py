@@ -90,7 +90,9 @@ class MemberRegistration:
 class LogAuditor:
     """Checks a log entry by entry; cheap enough to run over millions of entries."""
 
-    def __init__(self, *, log_public_key: bytes | None = None) -> None:
+    def __init__(self, *, log_public_key: bytes | None = None, origin: str | None = None) -> None:
+        """``origin``: when given, every statement must be addressed to this log."""
+        self._origin = origin
         self._members: dict[str, _Member] = {}
         self._key_owner: dict[str, str] = {}
         if log_public_key is not None:
@@ -166,6 +168,8 @@ class LogAuditor:
 
     def _check_actor(self, entry: Entry) -> None:
         statement, seq = entry.statement, entry.seq
+        if self._origin is not None and statement.log != self._origin:
+            raise AuditFailure(seq, f"the statement is addressed to another log, {statement.log!r}")
         if (statement.member, statement.nonce) in self._nonces:
             raise AuditFailure(seq, f"nonce {statement.nonce} of {statement.member} is replayed")
         self._nonces.add((statement.member, statement.nonce))

@@ -27,6 +27,7 @@ from exchange.db import upgrade
 from exchange.settings import Settings
 from exchange.setup import initialise
 
+TEST_ORIGIN = "corpusx.test/ledger"
 PG_ADMIN = os.environ.get("CORPUSX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PROJECT = Path(__file__).resolve().parents[1]
 VECTORS = PROJECT.parent / "shared" / "vectors"
@@ -83,7 +84,10 @@ class Prepared:
 @pytest.fixture
 def prepared(database_url: str, tmp_path: Path) -> Prepared:
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=database_url, checkpoint_interval=0
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        checkpoint_interval=0,
+        log_origin=TEST_ORIGIN,
     )
     key = Ed25519PrivateKey.generate()
     done = initialise(settings, operator="operator", operator_name="Operator", operator_key=key)

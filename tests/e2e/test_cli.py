@@ -110,7 +110,7 @@ def server(cli: Cli) -> Iterator[str]:
 def test_init_writes_keys_privately_and_a_profile(cli: Cli) -> None:
     result = cli.json("init", "--data-dir", "d")
     assert str(result["token"]).startswith("cx_")
-    assert str(result["vkey"]).startswith("corpusx.local/ledger+")
+    assert str(result["vkey"]).startswith("corpusx.local/")
     key_file = Path(str(result["key_file"]))
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((cli.home / "d" / "log.key").stat().st_mode) == 0o600

@@ -9,11 +9,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from exchange.client import ExchangeClient
 from exchange.keys import raw_public_key
-from exchange.settings import Settings
 from exchange.signing import new_statement
 from ledger.entry import SignedStatement, b64encode, key_id_for
+from tests.conftest import TEST_ORIGIN
 
-ORIGIN = Settings().log_origin
+ORIGIN = TEST_ORIGIN
 
 
 def statement(

@@ -46,6 +46,7 @@ class Log:
         key: Ed25519PrivateKey,
         *,
         nonce: str | None = None,
+        log: str = ORIGIN,
     ) -> None:
         self.counter += 1
         statement = Statement(
@@ -55,7 +56,7 @@ class Log:
             key_id=key_id_for(raw(key)),
             nonce=nonce or f"nonce-{self.counter:012d}",
             time="2026-11-28T12:00:00.000Z",
-            log=ORIGIN,
+            log=log,
         )
         previous = Entry.from_bytes(self.entries[-1]).leaf_hash() if self.entries else None
         entry = Entry.build(
@@ -67,7 +68,7 @@ class Log:
         self.entries.append(entry.canonical())
 
     def audit(self, log_key: Ed25519PrivateKey | None = None) -> LogAuditor:
-        auditor = LogAuditor(log_public_key=raw(log_key) if log_key else None)
+        auditor = LogAuditor(log_public_key=raw(log_key) if log_key else None, origin=ORIGIN)
         auditor.feed_all(self.entries)
         auditor.check_root(
             size=len(self.entries),
@@ -193,3 +194,10 @@ def test_an_earlier_checkpoint_must_be_a_prefix() -> None:
     with pytest.raises(AuditFailure) as caught:
         auditor.feed_all(log.entries)
     assert "differs from the checkpoint seen before" in caught.value.reason
+
+
+def test_statements_for_another_log_are_caught() -> None:
+    log = base_log()
+    log.add("attest.x", {}, "alice", ALICE_KEY, log="other.example/log")
+    caught = failure(log)
+    assert caught.seq == 2 and "another log" in caught.reason

@@ -14,6 +14,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from catalog.errors import CatalogError, DatasetNotFound, VersionNotFound
+from exchange.api import blobs as blob_routes
+from exchange.api import catalog as catalog_routes
 from exchange.api import ledger as ledger_routes
 from exchange.api import members as member_routes
 from exchange.context import Exchange
@@ -21,6 +24,13 @@ from exchange.errors import ExchangeError
 from exchange.settings import Settings, load_settings
 from ledger.errors import FormatError, LedgerError, VerificationError
 from ledger.sql import SqlLedger
+from storage import (
+    BlobNotFound,
+    IntegrityError,
+    InvalidRange,
+    StorageError,
+    StorageUnavailable,
+)
 
 log = logging.getLogger("corpusx")
 PROBLEM = "application/problem+json"
@@ -62,6 +72,28 @@ def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(request, exc.status_code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(CatalogError)
+    async def _catalog(request: Request, exc: CatalogError) -> JSONResponse:
+        if isinstance(exc, DatasetNotFound | VersionNotFound):
+            return problem(request, 404, "Not found", str(exc))
+        return problem(request, 422, "Invalid input", str(exc))
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        if isinstance(exc, StorageUnavailable):
+            return problem(
+                request, 503, "Temporarily unavailable", str(exc), **{"Retry-After": "1"}
+            )
+        if isinstance(exc, BlobNotFound):
+            return problem(request, 404, "Not found", str(exc))
+        if isinstance(exc, InvalidRange):
+            headers = {"Content-Range": f"bytes */{exc.size}"}
+            return problem(request, 416, "Range not satisfiable", str(exc), **headers)
+        if isinstance(exc, IntegrityError):  # stored bytes went bad: our fault, never served
+            log.error("integrity failure on %s: %s", request.url.path, exc)
+            return problem(request, 500, "Stored data failed its integrity check", str(exc))
+        return problem(request, 422, "Invalid blob", str(exc))
 
     @app.exception_handler(OperationalError)
     async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
@@ -125,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_problem_handlers(app)
     app.include_router(member_routes.router)
     app.include_router(ledger_routes.router)
+    app.include_router(blob_routes.router)
+    app.include_router(catalog_routes.router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, object]:

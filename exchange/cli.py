@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -55,6 +55,8 @@ ledger_app = typer.Typer(
     help="The provenance ledger: checkpoints, entries, proofs.", no_args_is_help=True
 )
 audit_app = typer.Typer(help="Verify the ledger as an outside auditor.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Datasets and their immutable versions.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Search the catalogue.", no_args_is_help=True)
 for sub, name in [
     (db_app, "db"),
     (keys_app, "keys"),
@@ -62,6 +64,8 @@ for sub, name in [
     (token_app, "token"),
     (ledger_app, "ledger"),
     (audit_app, "audit"),
+    (dataset_app, "dataset"),
+    (catalog_app, "catalog"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -94,7 +98,7 @@ def emit(data: Any, as_json: bool, human: Callable[[], None] | None = None) -> N
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     grid = Table(title=title)
     for column in columns:
-        grid.add_column(column)
+        grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*[str(cell) for cell in row])
     out.print(grid)
@@ -545,6 +549,315 @@ def ledger_prove(
             out.print(f"wrote {out_file}")
             if out_file
             else out.print(bundle, end="", highlight=False)
+        ),
+    )
+
+
+# -- datasets ----------------------------------------------------------------------------------
+
+
+def _human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:,.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{size} B"
+
+
+@dataset_app.command("publish")
+def dataset_publish(
+    path: Annotated[
+        list[Path], typer.Argument(help="A folder, or files (Parquet, JSONL, .txt; .gz/.zst).")
+    ],
+    dataset: Annotated[str, typer.Option("--dataset", help="The dataset's slug.")],
+    title: Annotated[
+        str | None, typer.Option(help="Title (first publish: defaults to the slug).")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--version", help="Version label (default: v<N>).")
+    ] = None,
+    card: Annotated[Path | None, typer.Option(help="A Markdown dataset card.")] = None,
+    description: Annotated[str | None, typer.Option(help="A short description.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    language: Annotated[
+        list[str] | None, typer.Option(help="A language code (repeatable).")
+    ] = None,
+    domain: Annotated[list[str] | None, typer.Option(help="A domain (repeatable).")] = None,
+    text_field: Annotated[
+        str, typer.Option(help="Parquet column / JSONL field with the text.")
+    ] = "text",
+    workers: Annotated[int, typer.Option(help="Processes hashing files in parallel.")] = 2,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest a corpus, upload what the exchange lacks, and publish a signed, immutable version."""
+    from catalog.documents import IngestOptions
+    from catalog.ingest import ingest, scan
+    from exchange.publishing import statement_body
+
+    sources = scan(path)
+    total = sum(source.size for source in sources)
+    with _bytes_bar(f"hashing {len(sources)} file(s)", total, enabled=not as_json) as advance:
+        manifest = ingest(
+            sources,
+            options=IngestOptions(text_field=text_field),
+            workers=workers,
+            progress=lambda p: advance(p.bytes_done, absolute=True),
+        )
+    with client_for(server, token, key, member, signing=True) as client:
+        missing = set(client.missing_blobs(sorted({f.sha256 for f in manifest.files})))
+        to_send = {
+            f.sha256: source
+            for f, source in zip(manifest.files, _sources_by_name(sources, manifest), strict=True)
+            if f.sha256 in missing
+        }
+        upload_total = sum(source.size for source in to_send.values())
+        with _bytes_bar(
+            f"uploading {len(to_send)} file(s)", upload_total, enabled=not as_json and bool(to_send)
+        ) as advance:
+            for digest, source in to_send.items():
+                client.upload_blob(digest, source.path, progress=advance)
+        existing = (
+            client.get_json(f"/datasets/{dataset}")
+            if label is None and _exists(client, dataset)
+            else None
+        )
+        version_label = label or f"v{len(existing['versions']) + 1 if existing else 1}"
+        signed = client.sign(
+            "dataset.version.published", statement_body(dataset, version_label, manifest)
+        )
+        meta = {
+            "title": title,
+            "description": description,
+            "card": card.read_text(encoding="utf-8") if card else None,
+            "tags": tag,
+            "languages": language,
+            "domains": domain,
+        }
+        result = client.publish_version(
+            dataset,
+            {
+                "label": version_label,
+                "meta": {k: v for k, v in meta.items() if v is not None},
+                "manifest": manifest.to_json(),
+                "signed": signed.to_json(),
+            },
+        )
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"published {dataset} {version_label}: {result['id']}\n"
+            f"{len(manifest.files)} file(s), {manifest.records:,} documents, "
+            f"{_human_size(manifest.size)}; "
+            f"{len(to_send)} uploaded, {len(manifest.files) - len(to_send)} already stored; "
+            f"ledger entry {result['published_seq']}",
+            highlight=False,
+        ),
+    )
+
+
+def _exists(client: ExchangeClient, slug: str) -> bool:
+    try:
+        client.dataset(slug)
+    except ClientError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def _sources_by_name(sources: list[Any], manifest: Any) -> list[Any]:
+    by_name = {source.name: source for source in sources}
+    return [by_name[f.name] for f in manifest.files]
+
+
+class _Advance(Protocol):
+    def __call__(self, n: int, *, absolute: bool = False) -> None: ...
+
+
+@contextmanager
+def _bytes_bar(label: str, total: int, *, enabled: bool) -> Iterator[_Advance]:
+    """A progress bar in bytes; ``advance(n)`` adds n, ``advance(n, absolute=True)`` sets it."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    def nothing(n: int, *, absolute: bool = False) -> None:
+        return None
+
+    if not enabled:
+        yield nothing
+        return
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(n: int, *, absolute: bool = False) -> None:
+            if absolute:
+                bar.update(task, completed=n)
+            else:
+                bar.advance(task, n)
+
+        yield advance
+
+
+@dataset_app.command("show")
+def dataset_show(
+    slug: str, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """A dataset: its description, labels and versions."""
+    with client_for(server, token) as client:
+        result = client.dataset(slug)
+
+    def human() -> None:
+        out.print(f"[bold]{result['title']}[/bold] ({result['slug']}) by {result['provider']}")
+        if result["description"]:
+            out.print(result["description"])
+        for kind in ("languages", "domains", "tags"):
+            out.print(f"{kind}: {', '.join(result[kind]) or '-'}")
+        table(
+            "Versions",
+            ["label", "id", "documents", "size", "status", "entry"],
+            [
+                [
+                    v["label"],
+                    v["id"],
+                    f"{v['records']:,}",
+                    _human_size(v["size"]),
+                    v["status"],
+                    v["published_seq"],
+                ]
+                for v in result["versions"]
+            ],
+        )
+
+    emit(result, as_json, human)
+
+
+@dataset_app.command("diff")
+def dataset_diff(
+    old: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    new: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Files and document counts added, removed and changed between two versions."""
+    from catalog.manifest import VersionManifest, diff
+
+    with client_for(server, token) as client:
+        manifests = [VersionManifest.from_bytes(client.manifest_bytes(v)) for v in (old, new)]
+    changes = diff(manifests[0], manifests[1])
+    rows: list[dict[str, Any]] = (
+        [
+            {"change": "added", "file": f.name, "before": None, "after": f.records}
+            for f in changes.added
+        ]
+        + [
+            {"change": "removed", "file": f.name, "before": f.records, "after": None}
+            for f in changes.removed
+        ]
+        + [
+            {"change": "changed", "file": c.name, "before": c.old.records, "after": c.new.records}
+            for c in changes.changed
+        ]
+        + [
+            {
+                "change": "renamed",
+                "file": f"{a.name} -> {b.name}",
+                "before": a.records,
+                "after": b.records,
+            }
+            for a, b in changes.renamed
+        ]
+    )
+    result = {
+        "old": old,
+        "new": new,
+        "files": rows,
+        "documents_added": changes.records_added,
+        "documents_removed": changes.records_removed,
+        "unchanged_files": len(changes.unchanged),
+    }
+    emit(
+        result,
+        as_json,
+        lambda: table(
+            f"{old[:19]}… → {new[:19]}…: +{changes.records_added:,} / "
+            f"-{changes.records_removed:,} documents, "
+            f"{len(changes.unchanged)} file(s) unchanged",
+            ["change", "file", "documents before", "documents after"],
+            [
+                [
+                    r["change"],
+                    r["file"],
+                    "-" if r["before"] is None else f"{r['before']:,}",
+                    "-" if r["after"] is None else f"{r['after']:,}",
+                ]
+                for r in rows
+            ],
+        ),
+    )
+
+
+# -- catalogue -----------------------------------------------------------------------------------
+
+
+@catalog_app.command("search")
+def catalog_search(
+    query: Annotated[str, typer.Argument(help="Words to look for.")] = "",
+    language: Annotated[
+        list[str] | None, typer.Option(help="Filter: language (repeatable).")
+    ] = None,
+    domain: Annotated[list[str] | None, typer.Option(help="Filter: domain (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Filter: tag (repeatable).")] = None,
+    provider: Annotated[str | None, typer.Option(help="Filter: provider id.")] = None,
+    min_bytes: Annotated[int | None, typer.Option(help="Filter: at least this many bytes.")] = None,
+    max_bytes: Annotated[int | None, typer.Option(help="Filter: at most this many bytes.")] = None,
+    page: Annotated[int, typer.Option(help="Page number.")] = 1,
+    per_page: Annotated[int, typer.Option(help="Results per page.")] = 20,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search datasets by text, with filters and pages."""
+    with client_for(server, token) as client:
+        result = client.search(
+            q=query,
+            language=language,
+            domain=domain,
+            tag=tag,
+            provider=provider,
+            min_bytes=min_bytes,
+            max_bytes=max_bytes,
+            page=page,
+            per_page=per_page,
+        )
+    emit(
+        result,
+        as_json,
+        lambda: table(
+            f"{result['total']:,} dataset(s), page {result['page']}",
+            ["slug", "title", "provider", "languages", "size", "documents"],
+            [
+                [
+                    d["slug"],
+                    d["title"],
+                    d["provider"],
+                    ",".join(d["languages"]),
+                    _human_size(d["size_bytes"]),
+                    f"{d['record_count']:,}",
+                ]
+                for d in result["datasets"]
+            ],
         ),
     )
 

@@ -5,12 +5,17 @@ Statements are signed here, on the client, with the member's private key.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from exchange.signing import new_statement
+from ledger.entry import SignedStatement
+
+UPLOAD_CHUNK = 1 << 20
 
 
 class ClientError(Exception):
@@ -77,14 +82,18 @@ class ExchangeClient:
     def get_bytes(self, path: str) -> bytes:
         return self.request("GET", path).content
 
-    def signed_post(self, path: str, entry_type: str, body: dict[str, Any]) -> Any:
-        """Sign a statement with this client's key and POST it."""
+    def sign(self, entry_type: str, body: dict[str, Any]) -> SignedStatement:
+        """A statement signed here with this client's key, addressed to the server's log."""
         if self.key is None or self.member is None:
             raise ClientError(
-                "a signing key and member id are needed: pass --key or run `corpusx login`"
+                "a signing key and member id are needed: pass --key and --member, "
+                "or run `corpusx login`"
             )
-        signed = new_statement(entry_type, body, member=self.member, key=self.key, log=self.origin)
-        return self.request("POST", path, json=signed.to_json()).json()
+        return new_statement(entry_type, body, member=self.member, key=self.key, log=self.origin)
+
+    def signed_post(self, path: str, entry_type: str, body: dict[str, Any]) -> Any:
+        """Sign a statement with this client's key and POST it."""
+        return self.request("POST", path, json=self.sign(entry_type, body).to_json()).json()
 
     # -- members ---------------------------------------------------------------------------
 
@@ -114,6 +123,50 @@ class ExchangeClient:
 
     def revoke_token(self, token_id: str) -> None:
         self.request("DELETE", f"/tokens/{token_id}")
+
+    # -- catalogue -------------------------------------------------------------------------
+
+    def missing_blobs(self, digests: list[str]) -> list[str]:
+        missing: list[str] = self.request(
+            "POST", "/blobs/missing", json={"digests": digests}
+        ).json()["missing"]
+        return missing
+
+    def upload_blob(
+        self, digest: str, path: Path, *, progress: Callable[[int], None] | None = None
+    ) -> Any:
+        """Stream a file to the exchange, which stores it only if it hashes to ``digest``."""
+        size = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                while chunk := handle.read(UPLOAD_CHUNK):
+                    if progress is not None:
+                        progress(len(chunk))
+                    yield chunk
+
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        return self.request("PUT", f"/blobs/{digest}", content=chunks(), headers=headers).json()
+
+    def publish_version(self, slug: str, body: dict[str, Any]) -> Any:
+        return self.request("POST", f"/datasets/{slug}/versions", json=body, timeout=None).json()
+
+    def search(self, **params: Any) -> Any:
+        return self.get_json(
+            "/datasets", **{k: v for k, v in params.items() if v not in (None, [], "")}
+        )
+
+    def dataset(self, slug: str) -> Any:
+        return self.get_json(f"/datasets/{slug}")
+
+    def version(self, version_id: str) -> Any:
+        return self.get_json(f"/versions/{version_id}")
+
+    def manifest_bytes(self, version_id: str) -> bytes:
+        return self.get_bytes(f"/versions/{version_id}/manifest")
+
+    def croissant(self, version_id: str) -> Any:
+        return self.get_json(f"/versions/{version_id}/croissant")
 
     # -- ledger ----------------------------------------------------------------------------
 

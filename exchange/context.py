@@ -14,6 +14,7 @@ from exchange.settings import Settings
 from exchange.statements import StatementPolicy
 from ledger.entry import key_id_for
 from ledger.note import Ed25519Signer
+from storage import BlobStore, open_store
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Exchange:
     settings: Settings
     engine: Engine
     log_signer: Ed25519Signer
+    store: BlobStore
 
     @classmethod
     def open(cls, settings: Settings) -> Exchange:
@@ -28,7 +30,8 @@ class Exchange:
         engine = make_engine(settings.resolved_database_url)
         check_migrated(engine)
         signer = load_log_key(settings.resolved_log_key_file, settings.log_origin)
-        return cls(settings, engine, signer)
+        store = open_store(settings.resolved_blob_store, **settings.blob_store_options())
+        return cls(settings, engine, signer, store)
 
     @property
     def statement_policy(self) -> StatementPolicy:

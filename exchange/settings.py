@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     log_key_file: Path | None = Field(default=None, description="default: data_dir/log.key")
     checkpoint_interval: float = Field(default=5.0, ge=0, description="seconds; 0 turns it off")
     statement_window: int = Field(default=300, ge=1, description="max clock skew, seconds")
+    blob_store: str = Field(
+        default="",
+        description="blob store URL: a path, file:///path or s3://bucket/prefix; "
+        "default: data_dir/blobs",
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3 API endpoint (MinIO, ...)")
+    s3_region: str | None = None
+    ingest_workers: int = Field(default=2, ge=1, description="processes verifying uploads")
     host: str = "127.0.0.1"
     port: int = 8600
 
@@ -36,6 +44,16 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'exchange.db').resolve()}"
+
+    @property
+    def resolved_blob_store(self) -> str:
+        return self.blob_store or str((self.data_dir / "blobs").resolve())
+
+    def blob_store_options(self) -> dict[str, str]:
+        options = {"endpoint_url": self.s3_endpoint_url, "region": self.s3_region}
+        if not self.resolved_blob_store.startswith("s3://"):
+            return {}
+        return {key: value for key, value in options.items() if value}
 
     @property
     def resolved_log_key_file(self) -> Path:

@@ -1,0 +1,473 @@
+"""Ingestion: from a folder of corpus files to a version manifest, deterministically.
+
+The provider's CLI runs :func:`ingest` on its own machine before signing; the exchange runs
+:func:`verify_file` over the uploaded blobs to check every claim. Both run this code, so the
+result depends on nothing but the bytes, the names and the options: not on the order in which
+files were found or finished, the number of workers, the machine or the time.
+
+- :func:`scan` lists the files (safe relative names, no escaping symlinks, no clashes).
+- :func:`ingest_file` reads one file once, streaming, into a :class:`FileManifest`.
+- :func:`ingest` does all of them on a process pool and reports progress in stored bytes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from catalog.documents import (
+    DocumentTree,
+    IngestOptions,
+    SourceKind,
+    classify_name,
+    document_leaves,
+    logical_name,
+)
+from catalog.errors import ClaimMismatchError, IngestError
+from catalog.language import LanguageSample, sampled_indices
+from catalog.manifest import (
+    FileEntry,
+    FileManifest,
+    TextStats,
+    VersionManifest,
+    estimate_tokens,
+    manifest_differences,
+    validate_name,
+)
+from catalog.readers import Batch, open_reader
+from catalog.streams import FileStat, StoredFile
+
+__all__ = [
+    "BatchObserver",
+    "IngestProgress",
+    "ProgressCallback",
+    "SourceFile",
+    "ingest",
+    "ingest_file",
+    "scan",
+    "verify_file",
+]
+
+PathInput = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A corpus file found by :func:`scan`: where it is, the name it gets, and its stat."""
+
+    path: Path
+    name: str
+    kind: SourceKind
+    stat: FileStat
+
+    @property
+    def size(self) -> int:
+        return self.stat.size
+
+    @property
+    def media_type(self) -> str:
+        return self.kind.media_type
+
+
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """Stored bytes read so far (each byte once) and files finished, of the whole run."""
+
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    files_total: int
+    file: str | None
+
+
+ProgressCallback = Callable[[IngestProgress], None]
+BatchObserver = Callable[[Batch, list[bytes]], None]
+
+
+# -- scanning ----------------------------------------------------------------------------------
+
+
+def scan(paths: PathInput | Iterable[PathInput]) -> list[SourceFile]:
+    """The corpus files under ``paths`` (folders, walked recursively, or single files), by name.
+
+    A file inside a folder is named by its path relative to that folder, with ``/``; a file given
+    directly is named by its base name. Entries whose name starts with ``.`` are skipped. Refused
+    with IngestError: unknown file types, non-regular files, symlinks leading outside their
+    folder (or to a folder), unsafe names, and names that clash exactly, by letter case, by a
+    compression suffix (``a.jsonl`` and ``a.jsonl.gz``), or as file and folder.
+    """
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    found: list[SourceFile] = []
+    for item in items:
+        path = Path(item)
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise IngestError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+        if stat.S_ISDIR(st.st_mode):
+            found.extend(_walk(path))
+        else:
+            found.append(_source(path, unicodedata.normalize("NFC", path.name), st))
+    _check_clashes(found)
+    return sorted(found, key=lambda s: s.name)
+
+
+def _source(path: Path, name: str, st: os.stat_result) -> SourceFile:
+    validate_name(name)
+    if not stat.S_ISREG(st.st_mode):
+        raise IngestError("not a regular file", file=name)
+    return SourceFile(path, name, classify_name(name), FileStat.of(st))
+
+
+def _walk(root: Path) -> Iterator[SourceFile]:
+    real_root = os.path.realpath(root)
+    stack: list[tuple[str, str]] = [(str(root), "")]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            raise IngestError(
+                f"cannot list: {exc.strerror or exc}", file=prefix or str(root)
+            ) from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            relative = unicodedata.normalize("NFC", prefix + entry.name)
+            if entry.is_symlink():
+                yield _linked_source(Path(entry.path), relative, real_root)
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, relative + "/"))
+            else:
+                yield _source(Path(entry.path), relative, entry.stat(follow_symlinks=False))
+
+
+def _linked_source(path: Path, name: str, real_root: str) -> SourceFile:
+    target = os.path.realpath(path)
+    if os.path.commonpath([target, real_root]) != real_root:
+        raise IngestError("symlink points outside the folder", file=name)
+    try:
+        st = os.stat(target)
+    except OSError:
+        raise IngestError("broken symlink", file=name) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IngestError("symlink to a folder; folders are not followed through links", file=name)
+    return _source(path, name, st)
+
+
+def _check_clashes(found: Sequence[SourceFile]) -> None:
+    exact: dict[str, SourceFile] = {}
+    folded: dict[str, SourceFile] = {}
+    for source in found:
+        if source.name in exact:
+            raise IngestError(
+                f"two files have this name ({exact[source.name].path} and {source.path})",
+                file=source.name,
+            )
+        exact[source.name] = source
+        key = logical_name(source.name).casefold()
+        other = folded.get(key)
+        if other is not None:
+            raise IngestError(
+                f"clashes with {other.name!r}: names must differ by more than letter case or "
+                "a compression suffix",
+                file=source.name,
+            )
+        folded[key] = source
+    folders = {name.casefold() for name in exact for name in _parents(name)}
+    for source in found:
+        if source.name.casefold() in folders:
+            raise IngestError("is both a file and a folder", file=source.name)
+
+
+def _parents(name: str) -> Iterator[str]:
+    parts = name.split("/")
+    for i in range(1, len(parts)):
+        yield "/".join(parts[:i])
+
+
+# -- one file ----------------------------------------------------------------------------------
+
+
+def ingest_file(
+    path: PathInput,
+    *,
+    name: str,
+    options: IngestOptions | None = None,
+    expected: FileStat | None = None,
+    progress: Callable[[int], None] | None = None,
+    observer: BatchObserver | None = None,
+) -> FileManifest:
+    """Read one file once and describe it: digest, size, documents, root, statistics, schema.
+
+    ``name`` decides the format (by its suffixes) and is what the manifest records. ``expected``
+    is the stat from :func:`scan`: the file must still be that file. ``progress`` is called with
+    the number of stored bytes read at each step; ``observer`` with each batch of documents and
+    their leaf hashes (how proofs are built on the same single code path).
+    """
+    options = options or IngestOptions()
+    validate_name(name)
+    kind = classify_name(name)
+    with StoredFile(Path(path), name=name, expected=expected, progress=progress) as stored:
+        reader = open_reader(stored, kind, options)
+        tree = DocumentTree()
+        languages = LanguageSample()
+        document_bytes = characters = 0
+        for batch in reader:
+            documents = batch.documents
+            leaves = document_leaves(documents)
+            tree.extend(leaves)
+            if observer is not None:
+                observer(batch, leaves)
+            for index in sampled_indices(batch.start, batch.start + len(documents)):
+                languages.observe(documents[index - batch.start])
+            document_bytes += batch.nbytes
+            characters += batch.characters
+        schema = reader.schema()
+        sha256, size = stored.finish()
+    entry = FileEntry(
+        name=name,
+        size=size,
+        media_type=kind.media_type,
+        sha256=sha256,
+        records=tree.size,
+        document_root=tree.root().hex(),
+        document_rule=options.document_rule(kind.format),
+    )
+    stats = TextStats(
+        characters=characters,
+        document_bytes=document_bytes,
+        estimated_tokens=estimate_tokens(document_bytes),
+        languages=tuple(languages.counts().items()),
+        language_sample=languages.size,
+    )
+    return FileManifest(entry=entry, stats=stats, schema=schema)
+
+
+def verify_file(path: PathInput, *, claimed: FileManifest) -> FileManifest:
+    """Recompute a file's manifest with the rule it claims; ClaimMismatchError if it differs.
+
+    What the exchange runs on each uploaded blob (``path``) of a version it is asked to publish.
+    """
+    options = IngestOptions.for_rule(claimed.document_rule)
+    found = ingest_file(path, name=claimed.name, options=options)
+    if found != claimed:
+        differences = manifest_differences(claimed, found)
+        fields = ", ".join(sorted(differences)) or "representation"
+        raise ClaimMismatchError(
+            f"{claimed.name}: the claimed manifest differs from the file in {fields}",
+            differences=differences,
+        )
+    return found
+
+
+# -- a whole version ---------------------------------------------------------------------------
+
+
+def ingest(
+    paths: PathInput | Iterable[PathInput] | Sequence[SourceFile],
+    *,
+    options: IngestOptions | None = None,
+    workers: int = 2,
+    progress: ProgressCallback | None = None,
+) -> VersionManifest:
+    """Scan ``paths`` (or take already scanned files) and ingest every file into one manifest.
+
+    Files are spread over ``workers`` processes (largest first); the manifest is the same for
+    any number of workers. Raises IngestError for the first bad file met (the others are
+    stopped), or for an empty corpus: no files, or no documents in any of them.
+    """
+    options = options or IngestOptions()
+    sources = _sources(paths)
+    if not sources:
+        raise IngestError("empty corpus: no files to ingest")
+    tracker = _Tracker(sources, progress)
+    if workers <= 1 or len(sources) == 1:
+        files = []
+        for source in sources:
+            files.append(
+                ingest_file(
+                    source.path,
+                    name=source.name,
+                    options=options,
+                    expected=source.stat,
+                    progress=tracker.hook(source.name),
+                )
+            )
+            tracker.file_done(source.name)
+    else:
+        files = _ingest_parallel(sources, options, min(workers, len(sources)), tracker)
+    manifest = VersionManifest.build(files)
+    if manifest.records == 0:
+        raise IngestError(f"empty corpus: none of the {len(files)} files holds a document")
+    return manifest
+
+
+def _sources(paths: PathInput | Iterable[PathInput] | Sequence[SourceFile]) -> list[SourceFile]:
+    if isinstance(paths, str | os.PathLike):
+        return scan(paths)
+    items = list(paths)
+    if items and all(isinstance(item, SourceFile) for item in items):
+        sources = [item for item in items if isinstance(item, SourceFile)]
+        _check_clashes(sources)
+        return sorted(sources, key=lambda s: s.name)
+    if any(isinstance(item, SourceFile) for item in items):
+        raise IngestError("give either paths or scanned files, not both")
+    return scan([item for item in items if not isinstance(item, SourceFile)])
+
+
+class _Tracker:
+    """Adds up progress from every file and tells the caller's callback."""
+
+    def __init__(self, sources: Sequence[SourceFile], callback: ProgressCallback | None) -> None:
+        self._callback = callback
+        self._total = sum(s.size for s in sources)
+        self._files = len(sources)
+        self._done = 0
+        self._files_done = 0
+
+    def hook(self, name: str) -> Callable[[int], None]:
+        def add(count: int) -> None:
+            self.add(name, count)
+
+        return add
+
+    def add(self, name: str, count: int) -> None:
+        self._done += count
+        self._report(name)
+
+    def file_done(self, name: str | None) -> None:
+        self._files_done += 1
+        self._report(name)
+
+    def _report(self, name: str | None) -> None:
+        if self._callback is not None:
+            self._callback(
+                IngestProgress(self._done, self._total, self._files_done, self._files, name)
+            )
+
+
+# Worker-process state, set by the pool's initializer.
+_worker_queue: Any = None
+_worker_cancel: Any = None
+_PROGRESS_STEP = 8 << 20
+
+
+class _Cancelled(Exception):
+    """Another file failed: this worker stops early; its result is not wanted."""
+
+
+def _init_worker(queue: Any, cancel: Any) -> None:
+    global _worker_queue, _worker_cancel
+    _worker_queue, _worker_cancel = queue, cancel
+
+
+def _worker_ingest(
+    path: str, name: str, options: IngestOptions, expected: FileStat
+) -> FileManifest:
+    pending = 0
+
+    def report(count: int) -> None:
+        nonlocal pending
+        pending += count
+        if pending >= _PROGRESS_STEP:
+            _worker_queue.put((name, pending))
+            pending = 0
+            if _worker_cancel.is_set():
+                raise _Cancelled
+
+    try:
+        return ingest_file(path, name=name, options=options, expected=expected, progress=report)
+    finally:
+        if pending:
+            _worker_queue.put((name, pending))
+
+
+def _pool_context() -> BaseContext:
+    # Never fork: the parent may be a server with threads (and pyarrow's thread pools).
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _ingest_parallel(
+    sources: Sequence[SourceFile], options: IngestOptions, workers: int, tracker: _Tracker
+) -> list[FileManifest]:
+    context = _pool_context()
+    queue = context.Queue()
+    cancel = context.Event()
+    results: list[FileManifest] = []
+    failure: BaseException | None = None
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(queue, cancel),
+    ) as pool:
+        futures: dict[Future[FileManifest], SourceFile] = {
+            pool.submit(_worker_ingest, str(s.path), s.name, options, s.stat): s
+            for s in sorted(sources, key=lambda s: (-s.size, s.name))
+        }
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+                _drain(queue, tracker)
+                for future in done:
+                    if future.cancelled():
+                        continue
+                    error = future.exception()
+                    if error is None:
+                        results.append(future.result())
+                        tracker.file_done(futures[future].name)
+                    elif failure is None and not isinstance(error, _Cancelled):
+                        failure = _explain(error, futures[future], pending, futures)
+                        cancel.set()
+                        for other in pending:
+                            other.cancel()
+        except BaseException:
+            cancel.set()
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            _drain(queue, tracker)
+    queue.close()
+    if failure is not None:
+        raise failure
+    return results
+
+
+def _drain(queue: Any, tracker: _Tracker) -> None:
+    while True:
+        try:
+            name, count = queue.get_nowait()
+        except Empty:
+            return
+        tracker.add(name, count)
+
+
+def _explain(
+    error: BaseException,
+    source: SourceFile,
+    pending: set[Future[FileManifest]],
+    futures: dict[Future[FileManifest], SourceFile],
+) -> BaseException:
+    if isinstance(error, BrokenProcessPool):
+        in_flight = sorted({source.name} | {futures[f].name for f in pending if f.running()})
+        return IngestError(
+            "a worker process died (out of memory or killed) while ingesting "
+            + ", ".join(repr(n) for n in in_flight),
+            file=source.name,
+        )
+    return error

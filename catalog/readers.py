@@ -1,0 +1,539 @@
+"""Readers that turn a stored file into batches of documents, one per record format.
+
+Each reader is an iterable of :class:`Batch` and knows the file's schema once exhausted. Readers
+apply the document definition of :mod:`catalog.documents` and refuse bad records with an
+:class:`IngestError` naming the file, the record (its 0-based index among the file's documents)
+and, for line formats, the 1-based line. When several records are bad, the first one in file
+order is reported.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from catalog.documents import Buffer, Format, IngestOptions, SourceKind
+from catalog.errors import IngestError
+from catalog.manifest import SchemaField
+from catalog.streams import UTF8_BOM, LineBlock, StoredFile, decompressed_chunks, line_blocks
+
+__all__ = ["Batch", "DocumentReader", "open_reader"]
+
+PARQUET_BATCH_ROWS = 65_536
+MAX_SCHEMA_FIELDS = 1024
+"""JSON Lines schemas record at most this many member names (the first met, in record order)."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Consecutive documents of a file: ``documents[i]`` is record ``start + i``.
+
+    ``nbytes`` is their total length and ``characters`` their total count of Unicode code points.
+    """
+
+    start: int
+    documents: list[Buffer]
+    nbytes: int
+    characters: int
+
+
+class DocumentReader(Protocol):
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def schema(self) -> tuple[SchemaField, ...]:
+        """The file's fields; complete only once the reader is exhausted."""
+        ...
+
+
+def open_reader(stored: StoredFile, kind: SourceKind, options: IngestOptions) -> DocumentReader:
+    if kind.format is Format.PARQUET:
+        return ParquetReader(stored, options)
+    if kind.format is Format.JSONL:
+        return JsonLinesReader(stored, kind, options)
+    if options.text_unit == "file":
+        return WholeTextReader(stored, kind, options)
+    return TextLinesReader(stored, kind, options)
+
+
+# -- JSON Lines --------------------------------------------------------------------------------
+
+
+class _RecordError(ValueError):
+    """A JSON value that parses but breaks a rule of ours (duplicate key, NaN)."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RecordError(f"duplicate member name {key!r}")
+            seen.add(key)
+    return result
+
+
+def _no_constant(name: str) -> None:
+    raise _RecordError(f"{name} is not a JSON number")
+
+
+# Numbers become floats: only their kind matters here, and int() would refuse > 4300 digits.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_members, parse_constant=_no_constant, parse_int=float
+)
+_JSON_KINDS: dict[type, str] = {
+    str: "string",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    dict: "object",
+    list: "array",
+}
+_JSON_BLANK = " \t\r"
+_MAX_SIGNATURES = 4096
+
+
+def _kind_name(value: object) -> str:
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+class JsonLinesReader:
+    """One JSON object per line; blank lines (only space, tab, CR) are skipped.
+
+    Strict JSON (RFC 8259): UTF-8, no NaN/Infinity, no duplicate member names, one value per line.
+    """
+
+    def __init__(self, stored: StoredFile, kind: SourceKind, options: IngestOptions) -> None:
+        self._stored = stored
+        self._name = stored.name
+        self._field = options.text_field
+        self._max = options.max_document_bytes
+        self._blocks = line_blocks(
+            decompressed_chunks(stored, kind.compression), name=stored.name, max_line=self._max
+        )
+        self._records = 0
+        # (member names, value types) of each distinct record shape, folded into _fields.
+        self._signatures: set[tuple[tuple[str, ...], tuple[type, ...]]] = set()
+        self._fields: dict[str, set[str]] = {}
+
+    def __iter__(self) -> Iterator[Batch]:
+        try:
+            for block in self._blocks:
+                yield self._parse_block(block)
+        except IngestError as exc:
+            if exc.line is not None and exc.record is None:
+                raise IngestError(
+                    exc.reason, file=self._name, record=self._records, line=exc.line
+                ) from None
+            raise
+
+    def schema(self) -> tuple[SchemaField, ...]:
+        self._fold_signatures()
+        fields = []
+        for name in sorted(self._fields):
+            kinds = self._fields[name]
+            shown = sorted(kinds - {"null"}) or ["null"]
+            fields.append(SchemaField(name, "|".join(shown)))
+        return tuple(fields)
+
+    def _fold_signatures(self) -> None:
+        fields = self._fields
+        for names, types in sorted(self._signatures, key=repr):
+            for name, value_type in zip(names, types, strict=True):
+                kinds = fields.get(name)
+                if kinds is None:
+                    if len(fields) >= MAX_SCHEMA_FIELDS:
+                        continue
+                    kinds = fields[name] = set()
+                kinds.add(_JSON_KINDS.get(value_type, value_type.__name__))
+        self._signatures.clear()
+
+    def _parse_block(self, block: LineBlock) -> Batch:
+        data = block.data
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Parse the good lines before the bad one first, so that an earlier error wins.
+            line_start = data.rfind(b"\n", 0, exc.start) + 1
+            self._parse_lines(data[:line_start].decode("utf-8"), block.first_line, None)
+            raise IngestError(
+                f"invalid UTF-8 at byte {exc.start - line_start} of the line",
+                file=self._name,
+                record=self._records,
+                line=block.first_line + data.count(b"\n", 0, line_start),
+            ) from None
+        lengths = None
+        if len(data) > self._max:
+            lengths = [len(line) for line in data.split(b"\n")]
+        return self._parse_lines(text, block.first_line, lengths)
+
+    def _parse_lines(self, text: str, first_line: int, lengths: list[int] | None) -> Batch:
+        start = self._records
+        documents: list[Buffer] = []
+        append = documents.append
+        characters = 0
+        decode = _DECODER.decode
+        field = self._field
+        signatures = self._signatures
+        add_signature = signatures.add
+        for offset, line in enumerate(text.split("\n")):
+            if lengths is not None and lengths[offset] > self._max:
+                self._records = start + len(documents)
+                raise IngestError(
+                    f"line is longer than the limit of {self._max} bytes",
+                    file=self._name,
+                    record=self._records,
+                    line=first_line + offset,
+                )
+            try:
+                record = decode(line)
+            except (ValueError, RecursionError) as exc:
+                if not line.strip(_JSON_BLANK):
+                    continue
+                raise self._error(
+                    f"not valid JSON: {_json_reason(exc)}",
+                    start + len(documents),
+                    first_line + offset,
+                ) from None
+            if type(record) is not dict:
+                raise self._error(
+                    f"a record must be a JSON object, found {_kind_name(record)}",
+                    start + len(documents),
+                    first_line + offset,
+                )
+            value = record.get(field, _MISSING)
+            if type(value) is not str:
+                reason = (
+                    f"no member {field!r}"
+                    if value is _MISSING
+                    else f"member {field!r} must be a string, found {_kind_name(value)}"
+                )
+                raise self._error(reason, start + len(documents), first_line + offset)
+            try:
+                document = value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise self._error(
+                    f"member {field!r} contains a lone surrogate escape, which is not Unicode",
+                    start + len(documents),
+                    first_line + offset,
+                ) from None
+            append(document)
+            characters += len(value)
+            add_signature((tuple(record), tuple(map(type, record.values()))))
+        if len(signatures) > _MAX_SIGNATURES:
+            self._fold_signatures()
+        self._records = start + len(documents)
+        return Batch(start, documents, sum(map(len, documents)), characters)
+
+    def _error(self, reason: str, record: int, line: int) -> IngestError:
+        self._records = record
+        return IngestError(reason, file=self._name, record=record, line=line)
+
+
+_MISSING: Any = object()
+
+
+def _json_reason(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
+# -- plain text --------------------------------------------------------------------------------
+
+
+class TextLinesReader:
+    """Every non-empty line is a document (LF and a CR before it are not part of it)."""
+
+    def __init__(self, stored: StoredFile, kind: SourceKind, options: IngestOptions) -> None:
+        self._name = stored.name
+        self._max = options.max_document_bytes
+        self._blocks = line_blocks(
+            decompressed_chunks(stored, kind.compression), name=stored.name, max_line=self._max + 1
+        )
+        self._records = 0
+
+    def schema(self) -> tuple[SchemaField, ...]:
+        return ()
+
+    def __iter__(self) -> Iterator[Batch]:
+        try:
+            for block in self._blocks:
+                yield self._split(block)
+        except IngestError as exc:
+            if exc.line is not None and exc.record is None:
+                raise IngestError(
+                    f"document is longer than the limit of {self._max} bytes",
+                    file=self._name,
+                    record=self._records,
+                    line=exc.line,
+                ) from None
+            raise
+
+    def _split(self, block: LineBlock) -> Batch:
+        data = block.data
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line_start = data.rfind(b"\n", 0, exc.start) + 1
+            before = _lines(data[:line_start])[0]
+            self._check_lengths(before, block, self._records)
+            raise IngestError(
+                f"invalid UTF-8 at byte {exc.start - line_start} of the line",
+                file=self._name,
+                record=self._records + sum(1 for line in before if line),
+                line=block.first_line + data.count(b"\n", 0, line_start),
+            ) from None
+        lines, stripped = _lines(data)
+        if len(data) > self._max:
+            self._check_lengths(lines, block, self._records)
+        documents: list[Buffer] = [line for line in lines if line]
+        start = self._records
+        self._records += len(documents)
+        characters = len(text) - text.count("\n") - stripped
+        return Batch(start, documents, len(data) - (len(text) - characters), characters)
+
+    def _check_lengths(self, lines: list[bytes], block: LineBlock, start: int) -> None:
+        record = start
+        for offset, line in enumerate(lines):
+            if len(line) > self._max:
+                raise IngestError(
+                    f"document is longer than the limit of {self._max} bytes",
+                    file=self._name,
+                    record=record,
+                    line=block.first_line + offset,
+                )
+            if line:
+                record += 1
+
+
+def _lines(data: bytes) -> tuple[list[bytes], int]:
+    """Lines of a block without LF and without one CR before it; also how many CRs went."""
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    if b"\r" not in data:
+        return lines, 0
+    stripped = 0
+    for i, line in enumerate(lines):
+        if line.endswith(b"\r"):
+            lines[i] = line[:-1]
+            stripped += 1
+    return lines, stripped
+
+
+class WholeTextReader:
+    """The whole (decompressed) file is one document; an empty file has none."""
+
+    def __init__(self, stored: StoredFile, kind: SourceKind, options: IngestOptions) -> None:
+        self._stored = stored
+        self._kind = kind
+        self._max = options.max_document_bytes
+
+    def schema(self) -> tuple[SchemaField, ...]:
+        return ()
+
+    def __iter__(self) -> Iterator[Batch]:
+        parts: list[bytes] = []
+        total = 0
+        for chunk in decompressed_chunks(self._stored, self._kind.compression):
+            parts.append(chunk)
+            total += len(chunk)
+            if total > self._max + len(UTF8_BOM):
+                break
+        data = b"".join(parts)
+        if data.startswith(UTF8_BOM):
+            data = data[len(UTF8_BOM) :]
+        if len(data) > self._max:
+            raise IngestError(
+                f"document is longer than the limit of {self._max} bytes (text_unit=file)",
+                file=self._stored.name,
+                record=0,
+            )
+        if not data:
+            return
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise IngestError(
+                f"invalid UTF-8 at byte {exc.start}",
+                file=self._stored.name,
+                record=0,
+                line=1 + data.count(b"\n", 0, exc.start),
+            ) from None
+        yield Batch(0, [data], len(data), len(text))
+
+
+# -- Parquet -----------------------------------------------------------------------------------
+
+
+class ParquetReader:
+    """Rows of a Parquet file; only the text column is decoded."""
+
+    def __init__(self, stored: StoredFile, options: IngestOptions) -> None:
+        self._stored = stored
+        self._name = stored.name
+        self._field = options.text_field
+        self._max = options.max_document_bytes
+        try:
+            self._file = pq.ParquetFile(stored.file)
+            arrow_schema = self._file.schema_arrow
+            self._rows = self._file.metadata.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise IngestError(f"not a valid Parquet file: {exc}", file=self._name) from None
+        self._schema = tuple(SchemaField(f.name, arrow_type_name(f.type)) for f in arrow_schema)
+        matches = [f for f in arrow_schema if f.name == self._field]
+        if not matches:
+            columns = ", ".join(repr(n) for n in arrow_schema.names[:20])
+            raise IngestError(
+                f"no column {self._field!r} (columns: {columns or 'none'})", file=self._name
+            )
+        if len(matches) > 1:
+            raise IngestError(f"column {self._field!r} appears more than once", file=self._name)
+        if not _is_text_type(matches[0].type):
+            raise IngestError(
+                f"column {self._field!r} must hold strings, not {arrow_type_name(matches[0].type)}",
+                file=self._name,
+            )
+
+    def schema(self) -> tuple[SchemaField, ...]:
+        return self._schema
+
+    def __iter__(self) -> Iterator[Batch]:
+        start = 0
+        size = self._stored.size
+        try:
+            batches = self._file.iter_batches(
+                batch_size=PARQUET_BATCH_ROWS, columns=[self._field], use_threads=True
+            )
+            for record_batch in batches:
+                batch = self._batch(start, record_batch.column(0))
+                start += len(batch.documents)
+                # Hash the stored bytes alongside, in proportion, for steady progress.
+                self._stored.hash_until(size * start // max(self._rows, 1))
+                yield batch
+        except (pa.ArrowException, OSError) as exc:
+            raise IngestError(
+                f"corrupt Parquet data near record {start}: {exc}", file=self._name
+            ) from None
+        if start != self._rows:
+            raise IngestError(
+                f"Parquet metadata promises {self._rows} rows, the row groups hold {start}",
+                file=self._name,
+            )
+
+    def _batch(self, start: int, array: Any) -> Batch:
+        array = _plain_strings(array)
+        if array.null_count:
+            index = pc.index(array.is_null(), True).as_py()
+            raise IngestError(
+                f"column {self._field!r} is null", file=self._name, record=start + index
+            )
+        documents, offsets = _arrow_documents(array)
+        try:
+            array.validate(full=True)
+        except pa.ArrowInvalid:
+            raise IngestError(
+                f"column {self._field!r} is not valid UTF-8",
+                file=self._name,
+                record=start + _first_invalid_utf8(documents),
+            ) from None
+        nbytes = offsets[-1] - offsets[0]
+        if nbytes > self._max:
+            for index, document in enumerate(documents):
+                if len(document) > self._max:
+                    raise IngestError(
+                        f"document is longer than the limit of {self._max} bytes",
+                        file=self._name,
+                        record=start + index,
+                    )
+        characters = pc.sum(pc.utf8_length(array)).as_py() or 0
+        return Batch(start, documents, nbytes, characters)
+
+
+def _is_text_type(arrow_type: Any) -> bool:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return bool(
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_string_view(arrow_type)
+    )
+
+
+def _plain_strings(array: Any) -> Any:
+    """The column as a string or large_string array (dictionary and view layouts unpacked)."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_string_view(array.type):
+        array = array.cast(pa.large_string())
+    return array
+
+
+def _arrow_documents(array: Any) -> tuple[list[Buffer], list[int]]:
+    """Zero-copy views of each value, from the array's offsets and data buffers."""
+    code: Literal["i", "q"] = "i" if pa.types.is_string(array.type) else "q"
+    width = 4 if code == "i" else 8
+    _, offsets_buffer, data_buffer = array.buffers()
+    first = array.offset * width
+    offsets = (
+        memoryview(offsets_buffer).cast("B")[first : first + (len(array) + 1) * width].cast(code)
+    ).tolist()
+    data = memoryview(data_buffer).cast("B") if data_buffer is not None else memoryview(b"")
+    return [data[a:b] for a, b in itertools.pairwise(offsets)], offsets
+
+
+def _first_invalid_utf8(documents: list[Buffer]) -> int:
+    for index, document in enumerate(documents):
+        try:
+            bytes(document).decode("utf-8")
+        except UnicodeDecodeError:
+            return index
+    return 0
+
+
+_SIMPLE_TYPES = {
+    "string": "string",
+    "large_string": "string",
+    "string_view": "string",
+    "binary": "binary",
+    "large_binary": "binary",
+    "binary_view": "binary",
+    "bool": "bool",
+    "null": "null",
+    "date32[day]": "date",
+    "date64[ms]": "date",
+}
+
+
+def arrow_type_name(arrow_type: Any) -> str:
+    """A stable name for an Arrow type: string layouts are ``string``, lists ``list<T>``, structs
+    ``struct<a: T, ...>``, maps ``map<K, V>``, dictionaries their value type; others as Arrow
+    prints them (``int64``, ``double``, ``timestamp[us, tz=UTC]``, ``decimal128(10, 2)``)."""
+    t = pa.types
+    if t.is_dictionary(arrow_type):
+        return arrow_type_name(arrow_type.value_type)
+    if t.is_list(arrow_type) or t.is_large_list(arrow_type) or t.is_list_view(arrow_type):
+        return f"list<{arrow_type_name(arrow_type.value_type)}>"
+    if t.is_large_list_view(arrow_type) or t.is_fixed_size_list(arrow_type):
+        return f"list<{arrow_type_name(arrow_type.value_type)}>"
+    if t.is_map(arrow_type):
+        key, item = arrow_type.key_type, arrow_type.item_type
+        return f"map<{arrow_type_name(key)}, {arrow_type_name(item)}>"
+    if t.is_struct(arrow_type):
+        inner = ", ".join(
+            f"{arrow_type.field(i).name}: {arrow_type_name(arrow_type.field(i).type)}"
+            for i in range(arrow_type.num_fields)
+        )
+        return f"struct<{inner}>"
+    text = str(arrow_type)
+    return _SIMPLE_TYPES.get(text, text)

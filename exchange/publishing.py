@@ -1,0 +1,204 @@
+"""Publishing a dataset version: the provider's claims verified, then one transaction.
+
+1. The provider's client ingests the corpus, uploads the blobs the exchange lacks, and sends
+   the manifest with a signed ``dataset.version.published`` statement naming the version id
+   (the digest of the canonical manifest) and the manifest root.
+2. Outside any transaction, the exchange re-derives every file's manifest entry from the stored
+   blob (``verify_claims``): a provider cannot publish document roots or counts its bytes do not
+   have, so every later document proof is a proof about real bytes.
+3. In one transaction (``record_version``): the dataset (created on first publish), the version,
+   its files and the ledger entry. Any failure leaves none of them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import Session
+
+from catalog import services as catalog
+from catalog.errors import CatalogError
+from catalog.ingest import verify_file
+from catalog.manifest import FileManifest, VersionManifest
+from catalog.models import Dataset, DatasetVersion, VersionFile
+from exchange.errors import Conflict, Forbidden, InvalidInput
+from exchange.models import Member
+from exchange.statements import StatementPolicy, check_statement, record_statement
+from ledger.entry import Entry, SignedStatement
+from storage import BlobStore, LocalStore
+
+PUBLISHED = "dataset.version.published"
+
+
+@dataclass(frozen=True)
+class Publication:
+    slug: str
+    label: str
+    meta: catalog.DatasetMeta
+    manifest: VersionManifest
+    signed: SignedStatement
+
+
+@dataclass(frozen=True)
+class Published:
+    dataset: Dataset
+    version: DatasetVersion
+    entry: Entry
+
+
+def statement_body(slug: str, label: str, manifest: VersionManifest) -> dict[str, object]:
+    """The body a provider signs: it names the exact version and its manifest root."""
+    return {
+        "dataset": slug,
+        "label": label,
+        "version": manifest.version_id,
+        "manifest_root": manifest.manifest_root,
+        "records": manifest.records,
+        "size": manifest.size,
+    }
+
+
+def check_publication(publication: Publication) -> None:
+    """Cheap checks before any expensive work: the statement names this manifest."""
+    expected = statement_body(publication.slug, publication.label, publication.manifest)
+    if publication.signed.statement.type != PUBLISHED:
+        raise InvalidInput(f"a version is published with a {PUBLISHED} statement")
+    if publication.signed.statement.body != expected:
+        raise InvalidInput(
+            "the signed statement's body does not name this manifest: expected "
+            f"{expected}, got {publication.signed.statement.body}"
+        )
+
+
+# -- step 2: the claims, checked against the stored bytes ----------------------------------------
+
+
+def verify_claims(store: BlobStore, manifest: VersionManifest, *, workers: int) -> None:
+    """Re-ingest each stored file and compare with what the provider claimed."""
+    missing = [f.sha256 for f in manifest.files if not store.exists(f.sha256)]
+    if missing:
+        raise Conflict(f"{len(missing)} file(s) are not uploaded yet, e.g. blob {missing[0]}")
+    with _local_copies(store, manifest) as paths:
+        jobs = [(paths[f.sha256], f) for f in manifest.files]
+        try:
+            if workers > 1 and len(jobs) > 1:
+                with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                    list(pool.map(_verify, jobs))
+            else:
+                for job in jobs:
+                    _verify(job)
+        except CatalogError as exc:  # ClaimMismatchError, or bytes that do not ingest at all
+            raise InvalidInput(f"the uploaded files do not match the manifest: {exc}") from None
+
+
+def _verify(job: tuple[Path, FileManifest]) -> None:
+    path, claimed = job
+    verify_file(path, claimed=claimed)
+
+
+@contextmanager
+def _local_copies(store: BlobStore, manifest: VersionManifest) -> Iterator[dict[str, Path]]:
+    """Paths to read the blobs from: the files themselves locally, verified copies otherwise."""
+    if isinstance(store, LocalStore):
+        yield {f.sha256: store.path_of(f.sha256) for f in manifest.files}
+        return
+    with tempfile.TemporaryDirectory(prefix="corpusx-verify-") as scratch:
+        paths: dict[str, Path] = {}
+        for file in manifest.files:
+            target = Path(scratch) / file.sha256
+            with store.open(file.sha256) as reader, target.open("wb") as out:
+                for chunk in reader:
+                    out.write(chunk)
+            paths[file.sha256] = target
+        yield paths
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# -- step 3: one transaction --------------------------------------------------------------------
+
+
+def record_version(
+    session: Session, publication: Publication, *, caller: Member, policy: StatementPolicy
+) -> Published:
+    check_publication(publication)
+    check_statement(
+        session, publication.signed, caller=caller, expected_type=PUBLISHED, policy=policy
+    )
+    manifest = publication.manifest
+    try:
+        dataset = catalog.find_dataset(session, publication.slug)
+        if dataset is None:
+            dataset = catalog.create_dataset(
+                session, slug=publication.slug, provider=caller.id, meta=publication.meta
+            )
+        elif dataset.provider != caller.id:
+            raise Forbidden(f"dataset {publication.slug} belongs to {dataset.provider}")
+        else:
+            catalog.update_dataset(session, dataset, publication.meta)
+    except CatalogError as exc:
+        raise InvalidInput(str(exc)) from None
+    if session.get(DatasetVersion, manifest.version_id) is not None:
+        raise Conflict(
+            f"version {manifest.version_id} is already published (versions are immutable)"
+        )
+    if any(v.label == publication.label for v in catalog.versions(session, dataset)):
+        raise Conflict(f"{publication.slug} already has a version labelled {publication.label!r}")
+    entry = record_statement(session, publication.signed)
+    assert dataset.id is not None
+    version = DatasetVersion(
+        id=manifest.version_id,
+        dataset_id=dataset.id,
+        label=publication.label,
+        manifest=manifest.canonical,
+        manifest_root=manifest.manifest_root,
+        record_count=manifest.records,
+        size_bytes=manifest.size,
+        published_seq=entry.seq,
+        created_at=datetime.now(UTC),
+        stats=_summary(manifest),
+    )
+    session.add(version)
+    session.flush()
+    for file in manifest.files:
+        session.add(
+            VersionFile(
+                version_id=version.id,
+                name=file.name,
+                sha256=file.sha256,
+                size=file.size,
+                media_type=file.media_type,
+                record_count=file.records,
+                document_root=file.document_root,
+            )
+        )
+    dataset.latest_version, dataset.size_bytes, dataset.record_count = (
+        version.id,
+        version.size_bytes,
+        version.record_count,
+    )
+    dataset.updated_at = datetime.now(UTC)
+    session.add(dataset)
+    session.flush()
+    return Published(dataset, version, entry)
+
+
+def _summary(manifest: VersionManifest) -> dict[str, object]:
+    languages: dict[str, int] = {}
+    for file in manifest.files:
+        for language, count in file.stats.language_counts.items():
+            languages[language] = languages.get(language, 0) + count
+    return {
+        "files": len(manifest.files),
+        "records": manifest.records,
+        "bytes": manifest.size,
+        "document_bytes": manifest.document_bytes,
+        "estimated_tokens": manifest.estimated_tokens,
+        "languages": dict(sorted(languages.items(), key=lambda item: -item[1])),
+    }

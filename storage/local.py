@@ -1,0 +1,287 @@
+"""A content-addressed blob store in a local directory (the embedded default).
+
+A blob lives at ``<root>/sha256/ab/cd/<digest>``, read-only. A put writes a temporary file
+(``.<digest prefix>.<random>.tmp``) in the blob's own directory, fsyncs it, renames it over the
+final name and fsyncs the directory: readers see the whole blob or none, and any number of
+threads or processes may put the same blob at once (the last rename wins; the bytes are equal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from storage._streams import (
+    CHUNK_SIZE,
+    RunningDigest,
+    Source,
+    VerifiedMarks,
+    check_range,
+    check_size,
+    chunks_of,
+    exact_length,
+    require_stored_size,
+    verifying,
+)
+from storage.digests import ALGORITHM, blob_key, validate_digest
+from storage.errors import BlobNotFound, InvalidRequest, StorageUnavailable
+from storage.interfaces import BlobInfo, BlobReader
+
+_TEMP_SUFFIX = ".tmp"
+_BLOB_MODE = 0o444
+_RACY_NS = 2_000_000_000
+
+Fingerprint = tuple[int, int, int, int, int]
+
+
+@contextlib.contextmanager
+def _os_errors(action: str) -> Iterator[None]:
+    """Our own filesystem calls fail as ``StorageUnavailable`` (disk full, I/O error, ...)."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageUnavailable(f"local blob store: {action} failed: {exc}") from exc
+
+
+def _fingerprint(status: os.stat_result) -> Fingerprint | None:
+    """What a verified mark remembers of a file, or ``None`` if the file is too fresh to mark.
+
+    ctime changes on any write, chmod, rename or link, and no caller can set it back. But
+    timestamps are coarse (a clock tick, or a second on some filesystems): a file changed again
+    within that granularity keeps its ctime. Like git's "racily clean" index entries, a file
+    whose ctime is that close to now gets no mark and is verified whole again next time.
+    """
+    if _clock_ns() - status.st_ctime_ns <= _RACY_NS:
+        return None
+    return (
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+    )
+
+
+def _clock_ns() -> int:
+    return time.time_ns()
+
+
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+class LocalStore:
+    """Blobs in a directory tree under ``root`` (created if missing)."""
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE, marks: int = 4096
+    ) -> None:
+        if chunk_size < 1:
+            raise InvalidRequest(f"chunk_size must be positive, not {chunk_size}")
+        self.root = Path(root)
+        self._chunk_size = chunk_size
+        self._verified = VerifiedMarks(marks)
+        with _os_errors(f"creating {self.root}"):
+            self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def path_of(self, digest: str) -> Path:
+        """Where the blob named ``digest`` is (or would be) stored."""
+        return self.root / blob_key(digest)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def put(self, digest: str, source: Source, *, size: int | None = None) -> BlobInfo:
+        check_size(size)
+        path = self.path_of(digest)
+        existing = self._stat_or_none(path)
+        if existing is not None:
+            require_stored_size(digest, expected=size, stored=existing.st_size)
+            return BlobInfo(digest, existing.st_size)
+        with _os_errors(f"creating a temporary file for sha256:{digest}"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{digest[:16]}.", suffix=_TEMP_SUFFIX
+            )
+        try:
+            try:
+                running = self._fill(fd, source, RunningDigest(digest, size))
+                running.require_match(f"refused sha256:{digest}")
+                with _os_errors(f"storing sha256:{digest}"):
+                    os.fchmod(fd, _BLOB_MODE)
+                    os.fsync(fd)
+                    os.replace(temp, path)
+            finally:
+                os.close(fd)
+        except BaseException:
+            _remove_quietly(temp)
+            raise
+        # No verified mark: the file is brand new, so too fresh to mark (see _fingerprint).
+        self._sync_directory(path.parent)
+        return BlobInfo(digest, running.size)
+
+    def _fill(self, fd: int, source: Source, running: RunningDigest) -> RunningDigest:
+        # Only our writes are translated: an error raised by the caller's source passes as is.
+        for chunk in chunks_of(source, self._chunk_size):
+            running.update(chunk)
+            with _os_errors(f"writing sha256:{running.expected_digest}"):
+                _write_all(fd, chunk)
+        return running
+
+    def _sync_directory(self, directory: Path) -> None:
+        with _os_errors(f"syncing {directory}"):
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def open(self, digest: str) -> BlobReader:
+        file, status = self._open(digest)
+        fingerprint = _fingerprint(status)
+        chunks = verifying(
+            self._chunks(file, 0, None),
+            digest=digest,
+            on_verified=lambda: self._mark(digest, fingerprint),
+        )
+        return BlobReader(BlobInfo(digest, status.st_size), chunks, close=file.close)
+
+    def read_range(self, digest: str, start: int, end: int) -> BlobReader:
+        file, status = self._open(digest)
+        try:
+            check_range(start, end, status.st_size)
+            fingerprint = _fingerprint(status)
+            if start < end and (fingerprint is None or self._verified.get(digest) != fingerprint):
+                for _ in verifying(self._chunks(file, 0, None), digest=digest):
+                    pass
+                self._mark(digest, fingerprint)
+        except BaseException:
+            file.close()
+            raise
+        chunks = exact_length(self._chunks(file, start, end), length=end - start, digest=digest)
+        info = BlobInfo(digest, status.st_size)
+        return BlobReader(info, chunks, start=start, end=end, close=file.close)
+
+    def _mark(self, digest: str, fingerprint: Fingerprint | None) -> None:
+        if fingerprint is not None:
+            self._verified.mark(digest, fingerprint)
+
+    def _open(self, digest: str) -> tuple[io.FileIO, os.stat_result]:
+        path = self.path_of(digest)
+        try:
+            file = io.FileIO(path, "r")
+        except FileNotFoundError:
+            raise BlobNotFound(digest) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"local blob store: opening {path} failed: {exc}") from exc
+        try:
+            with _os_errors(f"reading sha256:{digest}"):
+                status = os.fstat(file.fileno())
+        except BaseException:
+            file.close()
+            raise
+        return file, status
+
+    def _chunks(self, file: io.FileIO, start: int, end: int | None) -> Iterator[bytes]:
+        # pread: the verifying pass and the serving pass share one descriptor, no seeking.
+        offset = start
+        while end is None or offset < end:
+            want = self._chunk_size if end is None else min(self._chunk_size, end - offset)
+            with _os_errors("reading a blob"):
+                chunk = os.pread(file.fileno(), want, offset)
+            if not chunk:
+                return
+            offset += len(chunk)
+            yield chunk
+
+    def stat(self, digest: str) -> BlobInfo:
+        status = self._stat_or_none(self.path_of(digest))
+        if status is None:
+            raise BlobNotFound(digest)
+        return BlobInfo(digest, status.st_size)
+
+    def exists(self, digest: str) -> bool:
+        return self._stat_or_none(self.path_of(digest)) is not None
+
+    def presigned_url(self, digest: str, *, expires_in: int) -> str | None:
+        """Always ``None`` (after checking the blob is there): serve it with ``open``."""
+        self.stat(digest)
+        return None
+
+    def _stat_or_none(self, path: Path) -> os.stat_result | None:
+        try:
+            status = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageUnavailable(f"local blob store: stat {path} failed: {exc}") from exc
+        return status if stat.S_ISREG(status.st_mode) else None
+
+    # --- sweeping ------------------------------------------------------------------------
+
+    def delete(self, digest: str) -> None:
+        # Directories stay: a concurrent put may be about to create its temporary file there.
+        path = self.path_of(digest)
+        self._verified.forget(digest)
+        with _os_errors(f"deleting sha256:{digest}"), contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def iter_digests(self) -> Iterator[str]:
+        for directory, names in self._leaf_directories():
+            for name in names:
+                if self._path_for_name(name) == directory / name:
+                    yield name
+
+    def remove_incomplete(self, *, older_than: float) -> int:
+        cutoff = time.time() - older_than
+        removed = 0
+        for directory, names in self._leaf_directories():
+            for name in names:
+                if not (name.startswith(".") and name.endswith(_TEMP_SUFFIX)):
+                    continue
+                status = self._stat_or_none(directory / name)
+                if status is not None and status.st_mtime < cutoff:
+                    _remove_quietly(str(directory / name))
+                    removed += 1
+        return removed
+
+    def _path_for_name(self, name: str) -> Path | None:
+        try:
+            return self.path_of(validate_digest(name))
+        except InvalidRequest:
+            return None
+
+    def _leaf_directories(self) -> Iterator[tuple[Path, list[str]]]:
+        """Each ``sha256/ab/cd`` directory with its sorted entries, in ascending order."""
+        top = self.root / ALGORITHM
+        for first in _sorted_entries(top):
+            for second in _sorted_entries(top / first):
+                directory = top / first / second
+                if directory.is_dir():
+                    yield directory, _sorted_entries(directory)
+
+
+def _sorted_entries(directory: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise StorageUnavailable(f"local blob store: listing {directory} failed: {exc}") from exc

@@ -1,0 +1,246 @@
+"""The local store: the shared contract, plus files, processes and the verified marks."""
+
+from __future__ import annotations
+
+import errno
+import io
+import multiprocessing
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import storage.local
+from storage import BlobInfo, InvalidDigest, LocalStore, StorageUnavailable, blob_key
+from tests.unit.storage.contract import BlobStoreContract, blob, in_chunks, sha256
+
+CHUNK = 4096
+
+
+@dataclass
+class LocalHarness:
+    store: LocalStore
+    large: int = 3 * CHUNK + 5
+
+    def reopen(self) -> LocalStore:
+        return LocalStore(self.store.root, chunk_size=CHUNK)
+
+    def corrupt(self, digest: str, *, truncate: bool = False) -> None:
+        path = self.store.path_of(digest)
+        os.chmod(path, 0o644)
+        size = path.stat().st_size
+        with path.open("r+b") as file:
+            if truncate:
+                file.truncate(size - 1)
+                return
+            file.seek(size // 2)
+            byte = file.read(1)
+            file.seek(size // 2)
+            file.write(bytes([byte[0] ^ 0x01]))
+
+    def debris(self) -> list[str]:
+        return [
+            str(path.relative_to(self.store.root))
+            for path in sorted(self.store.root.rglob("*"))
+            if path.is_file() and not self.is_blob(path)
+        ]
+
+    def is_blob(self, path: Path) -> bool:
+        try:
+            return path == self.store.path_of(path.name)
+        except InvalidDigest:
+            return False
+
+    def leave_debris(self, digest: str) -> None:
+        path = self.store.path_of(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / f".{digest[:16]}.k1ll3d.tmp").write_bytes(b"half")
+
+
+class TestLocalStore(BlobStoreContract):
+    @pytest.fixture
+    def harness(self, tmp_path: Path) -> LocalHarness:
+        return LocalHarness(LocalStore(tmp_path / "blobs", chunk_size=CHUNK))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "blobs", chunk_size=CHUNK)
+
+
+def test_layout_and_modes(store: LocalStore) -> None:
+    data = b"corpus"
+    digest = sha256(data)
+    store.put(digest, data)
+    path = store.root / "sha256" / digest[:2] / digest[2:4] / digest
+    assert path == store.path_of(digest) == store.root / blob_key(digest)
+    assert path.read_bytes() == data
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert sorted(p.name for p in path.parent.iterdir()) == [digest]
+
+
+def test_the_root_is_created(tmp_path: Path) -> None:
+    LocalStore(tmp_path / "a" / "b")
+    assert (tmp_path / "a" / "b").is_dir()
+
+
+def test_a_root_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(StorageUnavailable):
+        LocalStore(tmp_path / "file" / "blobs")
+
+
+def test_listing_ignores_what_is_not_a_blob(store: LocalStore) -> None:
+    data = b"kept"
+    digest = sha256(data)
+    store.put(digest, data)
+    other = sha256(b"elsewhere")
+    strays = [
+        store.root / "sha256" / digest[:2] / digest[2:4] / f".{digest[:16]}.abc.tmp",
+        store.root / "sha256" / digest[:2] / digest[2:4] / other,  # in the wrong directory
+        store.root / "sha256" / digest[:2] / digest[2:4] / digest.upper(),
+        store.root / "sha256" / "zz" / "README",
+        store.root / "sha256" / "README",
+        store.root / "notes.txt",
+    ]
+    for stray in strays:
+        stray.parent.mkdir(parents=True, exist_ok=True)
+        stray.write_bytes(b"x")
+    assert list(store.iter_digests()) == [digest]
+    assert not store.exists(other)
+
+
+def test_a_failing_disk_leaves_nothing(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[int] = []
+
+    def full_disk(fd: int, chunk: bytes) -> None:
+        written.append(len(chunk))
+        if len(written) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        os.write(fd, chunk)
+
+    monkeypatch.setattr(storage.local, "_write_all", full_disk)
+    data = blob(10 * CHUNK)
+    with pytest.raises(StorageUnavailable, match="No space left") as caught:
+        store.put(sha256(data), in_chunks(data, (CHUNK,)))
+    assert isinstance(caught.value.__cause__, OSError)
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+
+
+def test_fsync_failure_leaves_nothing(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(StorageUnavailable):
+        store.put(sha256(b"data"), b"data")
+    monkeypatch.undo()
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+    assert not store.exists(sha256(b"data"))
+
+
+def test_recent_debris_is_kept(store: LocalStore) -> None:
+    LocalHarness(store).leave_debris(sha256(b"still being written"))
+    assert store.remove_incomplete(older_than=3600) == 0
+    assert len(LocalHarness(store).debris()) == 1
+
+
+def test_readers_see_the_old_file_until_they_finish(store: LocalStore) -> None:
+    data = blob(5 * CHUNK)
+    digest = sha256(data)
+    store.put(digest, data)
+    reader = store.open(digest)
+    first = next(reader)
+    store.delete(digest)
+    store.put(digest, data)  # a new inode under the same name
+    assert first + reader.read_all() == data
+
+
+def later(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Make the store's clock read three seconds after ``path`` last changed."""
+    changed = path.stat().st_ctime_ns
+    monkeypatch.setattr(storage.local, "_clock_ns", lambda: changed + 3_000_000_000)
+
+
+class Counting:
+    """Counts the whole-file passes the store makes over blob files."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.whole = 0
+        original = LocalStore._chunks
+
+        def counting(
+            store: LocalStore, file: io.FileIO, start: int, end: int | None
+        ) -> Iterator[bytes]:
+            if end is None:
+                self.whole += 1
+            return original(store, file, start, end)
+
+        monkeypatch.setattr(LocalStore, "_chunks", counting)
+
+
+def test_a_verified_mark_spares_whole_reads(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = blob(4 * CHUNK)
+    digest = sha256(data)
+    store.put(digest, data)
+    counting = Counting(monkeypatch)
+    assert store.read_range(digest, 0, 3).read_all() == data[:3]
+    assert store.read_range(digest, 3, 9).read_all() == data[3:9]
+    assert counting.whole == 2  # the file is too fresh to mark: verified each time
+    later(monkeypatch, store.path_of(digest))
+    assert store.read_range(digest, 0, 3).read_all() == data[:3]
+    assert store.read_range(digest, 3, 9).read_all() == data[3:9]
+    assert store.read_range(digest, 9, 99).read_all() == data[9:99]
+    assert counting.whole == 3  # verified once, then trusted
+    store.delete(digest)
+    store.put(digest, data)
+    assert store.read_range(digest, 0, 3).read_all() == data[:3]
+    assert counting.whole == 4  # another file: verified again
+
+
+def test_a_full_read_leaves_a_mark(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = blob(4 * CHUNK)
+    digest = sha256(data)
+    store.put(digest, data)
+    later(monkeypatch, store.path_of(digest))
+    assert store.open(digest).read_all() == data
+    counting = Counting(monkeypatch)
+    assert store.read_range(digest, 0, 3).read_all() == data[:3]
+    assert counting.whole == 0
+
+
+def _put_in_process(root: str, data: bytes, barrier: object, results: object) -> None:
+    local = LocalStore(root, chunk_size=CHUNK)
+    barrier.wait()  # type: ignore[attr-defined]
+    try:
+        info = local.put(sha256(data), in_chunks(data, (CHUNK,)), size=len(data))
+        results.put(info)  # type: ignore[attr-defined]
+    except BaseException as exc:
+        results.put(repr(exc))  # type: ignore[attr-defined]
+
+
+def test_concurrent_puts_from_several_processes(store: LocalStore) -> None:
+    data = blob(256 * CHUNK + 7, seed=99)
+    digest = sha256(data)
+    context = multiprocessing.get_context("spawn")
+    count = 4
+    barrier = context.Barrier(count)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_put_in_process, args=(str(store.root), data, barrier, results))
+        for _ in range(count)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert outcomes == [BlobInfo(digest, len(data))] * count
+    assert store.open(digest).read_all() == data
+    assert [p for p in store.root.rglob("*") if p.is_file()] == [store.path_of(digest)]

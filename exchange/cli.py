@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -595,118 +595,70 @@ def dataset_publish(
 ) -> None:
     """Ingest a corpus, upload what the exchange lacks, and publish a signed, immutable version."""
     from catalog.documents import IngestOptions
-    from catalog.ingest import ingest, scan
-    from exchange.publishing import statement_body
+    from exchange.publisher import publish_corpus
 
-    sources = scan(path)
-    total = sum(source.size for source in sources)
-    with _bytes_bar(f"hashing {len(sources)} file(s)", total, enabled=not as_json) as advance:
-        manifest = ingest(
-            sources,
-            options=IngestOptions(text_field=text_field),
+    meta = {
+        "title": title,
+        "description": description,
+        "card": card.read_text(encoding="utf-8") if card else None,
+        "tags": tag,
+        "languages": language,
+        "domains": domain,
+    }
+    with (
+        _two_bars(enabled=not as_json) as hooks,
+        client_for(server, token, key, member, signing=True) as client,
+    ):
+        done = publish_corpus(
+            client,
+            path,
+            slug=dataset,
+            label=label,
+            meta=meta,
             workers=workers,
-            progress=lambda p: advance(p.bytes_done, absolute=True),
+            options=IngestOptions(text_field=text_field),
+            progress=hooks,
         )
-    with client_for(server, token, key, member, signing=True) as client:
-        missing = set(client.missing_blobs(sorted({f.sha256 for f in manifest.files})))
-        to_send = {
-            f.sha256: source
-            for f, source in zip(manifest.files, _sources_by_name(sources, manifest), strict=True)
-            if f.sha256 in missing
-        }
-        upload_total = sum(source.size for source in to_send.values())
-        with _bytes_bar(
-            f"uploading {len(to_send)} file(s)", upload_total, enabled=not as_json and bool(to_send)
-        ) as advance:
-            for digest, source in to_send.items():
-                client.upload_blob(digest, source.path, progress=advance)
-        existing = (
-            client.get_json(f"/datasets/{dataset}")
-            if label is None and _exists(client, dataset)
-            else None
-        )
-        version_label = label or f"v{len(existing['versions']) + 1 if existing else 1}"
-        signed = client.sign(
-            "dataset.version.published", statement_body(dataset, version_label, manifest)
-        )
-        meta = {
-            "title": title,
-            "description": description,
-            "card": card.read_text(encoding="utf-8") if card else None,
-            "tags": tag,
-            "languages": language,
-            "domains": domain,
-        }
-        result = client.publish_version(
-            dataset,
-            {
-                "label": version_label,
-                "meta": {k: v for k, v in meta.items() if v is not None},
-                "manifest": manifest.to_json(),
-                "signed": signed.to_json(),
-            },
-        )
+    manifest, result = done.manifest, done.version
     emit(
         result,
         as_json,
         lambda: out.print(
-            f"published {dataset} {version_label}: {result['id']}\n"
+            f"published {dataset} {done.label}: {result['id']}\n"
             f"{len(manifest.files)} file(s), {manifest.records:,} documents, "
-            f"{_human_size(manifest.size)}; "
-            f"{len(to_send)} uploaded, {len(manifest.files) - len(to_send)} already stored; "
-            f"ledger entry {result['published_seq']}",
+            f"{_human_size(manifest.size)}; {done.uploaded} uploaded, "
+            f"{done.already_stored} already stored; ledger entry {result['published_seq']}",
             highlight=False,
         ),
     )
 
 
-def _exists(client: ExchangeClient, slug: str) -> bool:
-    try:
-        client.dataset(slug)
-    except ClientError as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
-
-
-def _sources_by_name(sources: list[Any], manifest: Any) -> list[Any]:
-    by_name = {source.name: source for source in sources}
-    return [by_name[f.name] for f in manifest.files]
-
-
-class _Advance(Protocol):
-    def __call__(self, n: int, *, absolute: bool = False) -> None: ...
-
-
 @contextmanager
-def _bytes_bar(label: str, total: int, *, enabled: bool) -> Iterator[_Advance]:
-    """A progress bar in bytes; ``advance(n)`` adds n, ``advance(n, absolute=True)`` sets it."""
+def _two_bars(*, enabled: bool) -> Iterator[Any]:
+    """Progress for publishing: one bar while hashing, one while uploading (bytes)."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    def nothing(n: int, *, absolute: bool = False) -> None:
-        return None
+    from exchange.publisher import PublishProgress
 
     if not enabled:
-        yield nothing
+        yield PublishProgress()
         return
     columns = (
-        TextColumn(label),
+        TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-
-        def advance(n: int, *, absolute: bool = False) -> None:
-            if absolute:
-                bar.update(task, completed=n)
-            else:
-                bar.advance(task, n)
-
-        yield advance
+        hashing = bar.add_task("hashing", total=None, visible=False)
+        upload = bar.add_task("uploading", total=None, visible=False)
+        yield PublishProgress(
+            started_hashing=lambda total: bar.update(hashing, total=total, visible=True),
+            hashed=lambda p: bar.update(hashing, completed=p.bytes_done),
+            started_upload=lambda total: bar.update(upload, total=total, visible=total > 0),
+            uploaded=lambda n: bar.advance(upload, n),
+        )
 
 
 @dataset_app.command("show")

@@ -51,9 +51,7 @@ def jsonl_bytes(records: Iterable[Any]) -> bytes:
     return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
 
 
-def write_jsonl(
-    path: Path, records: Iterable[Any], compression: str | None = None
-) -> Path:
+def write_jsonl(path: Path, records: Iterable[Any], compression: str | None = None) -> Path:
     return write_bytes(path, jsonl_bytes(records), compression)
 
 

@@ -35,10 +35,16 @@ from tests.unit.catalog.corpora import (
 
 def build_corpus(root: Path) -> Path:
     """A corpus with every format and compression."""
-    write_jsonl(root / "web" / "part-0.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts(700))])
-    write_jsonl(root / "web" / "part-1.jsonl.gz", [{"text": t, "url": None} for t in texts(300)], "gzip")
+    write_jsonl(
+        root / "web" / "part-0.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts(700))]
+    )
+    write_jsonl(
+        root / "web" / "part-1.jsonl.gz", [{"text": t, "url": None} for t in texts(300)], "gzip"
+    )
     write_jsonl(root / "web" / "part-2.jsonl.zst", [{"text": t} for t in texts(5)], "zstd")
-    write_parquet(root / "books.parquet", {"text": texts(2500), "n": list(range(2500))}, row_group_size=600)
+    write_parquet(
+        root / "books.parquet", {"text": texts(2500), "n": list(range(2500))}, row_group_size=600
+    )
     write_bytes(root / "lines.txt", "one\r\ntwo\n\nthree\n".encode())
     write_bytes(root / "more.txt.gz", "\n".join(texts(50)).encode(), "gzip")
     return root

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from catalog.errors import CatalogError
 from exchange.audit import audit_local, audit_remote
 from exchange.client import ClientError, ExchangeClient
 from exchange.db import NotMigratedError, make_engine, upgrade
@@ -40,6 +41,7 @@ from ledger.entry import b64encode, key_id_for
 from ledger.errors import LedgerError
 from ledger.note import Ed25519Verifier
 from ledger.proofbundle import ProofBundle, verify_proof_bundle
+from storage import StorageError
 
 app = typer.Typer(
     help="Corpus Exchange: trade text corpora with a verifiable provenance ledger.",
@@ -760,6 +762,48 @@ def dataset_diff(
     )
 
 
+@dataset_app.command("prove-document")
+def dataset_prove_document(
+    version: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    file: Annotated[str, typer.Option("--file", help="The file's name in the version.")],
+    record: Annotated[
+        int | None, typer.Option(help="The record's index in the file (from 0).")
+    ] = None,
+    document: Annotated[str | None, typer.Option(help="Or: the document's SHA-256.")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Bundle file (default: stdout).")
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a bundle proving one document belongs to a version, down to its ledger entry."""
+    if (record is None) == (document is None):
+        raise CliError("give exactly one of --record and --document")
+    with client_for(server, token) as client:
+        bundle = client.document_proof(version, file=file, record=record, document=document)
+    text = json.dumps(bundle, indent=2) + "\n"
+    if out_file is None:
+        emit(bundle, as_json, lambda: out.print(text, end="", highlight=False))
+        return
+    out_file.write_text(text)
+    summary = {
+        "version": version,
+        "file": file,
+        "record": bundle["record"],
+        "document_sha256": bundle["document_sha256"],
+        "out": str(out_file),
+    }
+    emit(
+        summary,
+        as_json,
+        lambda: out.print(
+            f"wrote {out_file}: record {bundle['record']} of {file} "
+            f"(sha256 {bundle['document_sha256']})"
+        ),
+    )
+
+
 # -- catalogue -----------------------------------------------------------------------------------
 
 
@@ -920,6 +964,48 @@ def audit_verify_proof(
     )
 
 
+@audit_app.command("verify-document")
+def audit_verify_document(
+    bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A document proof bundle.")],
+    vkey: Annotated[str, typer.Option(help="The log's verifier key.")],
+    document: Annotated[
+        Path | None, typer.Option(help="The document's bytes, to check too.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify offline that a document belongs to a version published on the ledger."""
+    from catalog.proofs import DocumentBundle, verify_document_bundle
+
+    bundle = DocumentBundle.from_json(parse_json(_read_text(bundle_file), what=str(bundle_file)))
+    verified = verify_document_bundle(
+        bundle,
+        document=document.read_bytes() if document else None,
+        log_key=vkey,
+        require_ledger=True,
+    )
+    result = {
+        "ok": True,
+        "version": verified.version,
+        "dataset": verified.dataset,
+        "file": verified.file,
+        "record": verified.record,
+        "document_sha256": verified.document_sha256,
+        "document_checked": verified.document_checked,
+        "log_size": verified.checkpoint.checkpoint.size if verified.checkpoint else None,
+    }
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"[green]ok[/green] record {verified.record} of {verified.file} "
+            f"is in {verified.dataset} "
+            f"{verified.version}, published on the ledger"
+            + (" (document bytes checked)" if verified.document_checked else ""),
+            highlight=False,
+        ),
+    )
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -930,6 +1016,8 @@ def _read_text(path: Path) -> str:
 # -- entry point -------------------------------------------------------------------------------
 
 USER_ERRORS = (
+    CatalogError,
+    StorageError,
     CliError,
     ClientError,
     ExchangeError,

@@ -165,6 +165,14 @@ class ExchangeClient:
     def manifest_bytes(self, version_id: str) -> bytes:
         return self.get_bytes(f"/versions/{version_id}/manifest")
 
+    def document_proof(
+        self, version_id: str, *, file: str, record: int | None = None, document: str | None = None
+    ) -> Any:
+        params: dict[str, Any] = {"file": file, "record": record, "document": document}
+        return self.get_json(
+            f"/versions/{version_id}/proof", **{k: v for k, v in params.items() if v is not None}
+        )
+
     def croissant(self, version_id: str) -> Any:
         return self.get_json(f"/versions/{version_id}/croissant")
 

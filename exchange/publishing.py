@@ -12,9 +12,8 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,7 +84,7 @@ def verify_claims(store: BlobStore, manifest: VersionManifest, *, workers: int) 
     missing = [f.sha256 for f in manifest.files if not store.exists(f.sha256)]
     if missing:
         raise Conflict(f"{len(missing)} file(s) are not uploaded yet, e.g. blob {missing[0]}")
-    with _local_copies(store, manifest) as paths:
+    with local_copies(store, [f.sha256 for f in manifest.files]) as paths:
         jobs = [(paths[f.sha256], f) for f in manifest.files]
         try:
             if workers > 1 and len(jobs) > 1:
@@ -104,21 +103,20 @@ def _verify(job: tuple[Path, FileManifest]) -> None:
 
 
 @contextmanager
-def _local_copies(store: BlobStore, manifest: VersionManifest) -> Iterator[dict[str, Path]]:
-    """Paths to read the blobs from: the files themselves locally, verified copies otherwise."""
+def local_copies(store: BlobStore, digests: Sequence[str]) -> Iterator[dict[str, Path]]:
+    """Paths to read blobs from: the files themselves locally, verified copies otherwise."""
     if isinstance(store, LocalStore):
-        yield {f.sha256: store.path_of(f.sha256) for f in manifest.files}
+        yield {digest: store.path_of(digest) for digest in digests}
         return
-    with tempfile.TemporaryDirectory(prefix="corpusx-verify-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="corpusx-blobs-") as scratch:
         paths: dict[str, Path] = {}
-        for file in manifest.files:
-            target = Path(scratch) / file.sha256
-            with store.open(file.sha256) as reader, target.open("wb") as out:
+        for digest in dict.fromkeys(digests):
+            target = Path(scratch) / digest
+            with store.open(digest) as reader, target.open("wb") as out:
                 for chunk in reader:
                     out.write(chunk)
-            paths[file.sha256] = target
+            paths[digest] = target
         yield paths
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # -- step 3: one transaction --------------------------------------------------------------------

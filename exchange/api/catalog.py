@@ -12,8 +12,9 @@ from catalog import services as catalog
 from catalog.errors import CatalogError, DatasetNotFound, VersionNotFound
 from catalog.manifest import VersionManifest
 from catalog.models import Dataset, DatasetVersion
+from catalog.proofs import prove_document
 from catalog.search import MAX_PAGE_SIZE, SearchQuery, search
-from exchange import publishing
+from exchange import ledger_service, publishing
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.api.schemas import SignedStatementIn
 from exchange.errors import Forbidden, InvalidInput, NotFound
@@ -249,6 +250,36 @@ def _version_out(session: Session, version: DatasetVersion) -> VersionOut:
 def show_version(version_id: str, caller: CurrentMember, exchange: ExchangeDep) -> VersionOut:
     with exchange.transaction() as session:
         return _version_out(session, _version(session, version_id))
+
+
+@router.get("/versions/{version_id}/proof")
+def document_proof(
+    version_id: str,
+    caller: CurrentMember,
+    exchange: ExchangeDep,
+    file: Annotated[str, Query(max_length=1024, description="the file's name in the version")],
+    record: Annotated[int | None, Query(ge=0)] = None,
+    document: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$", description="SHA-256")] = None,
+) -> dict[str, Any]:
+    """A bundle proving one document belongs to the version, down to the publishing entry."""
+    if (record is None) == (document is None):
+        raise InvalidInput("give exactly one of record and document")
+    with exchange.transaction() as session:
+        version = _version(session, version_id)
+        manifest = VersionManifest.from_bytes(version.manifest)
+        try:
+            named = manifest.file(file)
+        except CatalogError:
+            raise NotFound(f"version {version_id} has no file {file!r}") from None
+        ledger_proof = ledger_service.proof_bundle(
+            session, exchange.log_signer, version.published_seq
+        )
+        entry = ledger_service.entry_bytes(session, version.published_seq)
+    with publishing.local_copies(exchange.store, [named.sha256]) as paths:
+        bundle = prove_document(
+            manifest, name=file, path=paths[named.sha256], record=record, document_sha256=document
+        )
+    return bundle.with_ledger(proof=ledger_proof, entry=entry).to_json()
 
 
 @router.get(

@@ -202,3 +202,42 @@ def test_search_finds_by_text_with_filters_and_pages(
     smallest = min(d["size_bytes"] for d in pages[0]["datasets"] + pages[1]["datasets"])
     assert client.search(max_bytes=smallest)["total"] >= 1
     assert client.search(min_bytes=10**12)["total"] == 0
+
+
+def test_a_document_is_proven_down_to_the_publishing_entry(
+    live_server: LiveServer, provider: Member, tmp_path: Path
+) -> None:
+    from catalog.errors import ProofError
+    from catalog.proofs import DocumentBundle, verify_document_bundle
+
+    corpus = write_corpus(tmp_path / "corpus", documents=50)
+    published = publish_corpus(provider.client, [corpus], slug="provable", workers=1)
+    version = published.version["id"]
+    vkey = live_server.prepared.vkey
+    by_record = provider.client.document_proof(version, file="part-1.jsonl.gz", record=7)
+    document = "mehr über cats 7".encode()
+    verified = verify_document_bundle(
+        DocumentBundle.from_json(by_record), document=document, log_key=vkey, require_ledger=True
+    )
+    assert (verified.dataset, verified.file, verified.record) == ("provable", "part-1.jsonl.gz", 7)
+    assert verified.document_checked
+
+    import hashlib
+
+    by_hash = provider.client.document_proof(
+        version, file="part-1.jsonl.gz", document=hashlib.sha256(document).hexdigest()
+    )
+    assert by_hash == by_record
+
+    with pytest.raises(ProofError):
+        verify_document_bundle(
+            DocumentBundle.from_json(by_record), document=b"forged", log_key=vkey
+        )
+    tampered = dict(by_record, record=8)
+    with pytest.raises(ProofError):
+        verify_document_bundle(
+            DocumentBundle.from_json(tampered), log_key=vkey, require_ledger=True
+        )
+    with pytest.raises(ClientError) as missing:
+        provider.client.document_proof(version, file="nope.jsonl", record=0)
+    assert missing.value.status == 404

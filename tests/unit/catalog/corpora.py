@@ -11,7 +11,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import zstandard
 
 from ledger.merkle import leaf_hash, tree_root
 
@@ -37,7 +36,7 @@ def compress(data: bytes, compression: str | None) -> bytes:
     if compression == "gzip":
         return gzip.compress(data, mtime=0)
     if compression == "zstd":
-        return zstandard.ZstdCompressor().compress(data)
+        return bytes(pa.compress(data, codec="zstd", asbytes=True))
     return data
 
 

@@ -10,11 +10,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import zstandard
 
 from catalog import FileChangedError, IngestError, IngestOptions, ingest, ingest_file, scan
 from catalog.streams import BLOCK_SIZE
-from tests.unit.catalog.corpora import jsonl_bytes, write_bytes, write_jsonl, write_parquet
+from tests.unit.catalog.corpora import (
+    compress,
+    jsonl_bytes,
+    write_bytes,
+    write_jsonl,
+    write_parquet,
+)
 
 
 def refuse(path: Path, name: str | None = None, **options: object) -> IngestError:
@@ -214,22 +219,21 @@ def test_whole_text_file_over_the_limit(tmp_path: Path) -> None:
 
 def test_corrupt_and_truncated_gzip(tmp_path: Path) -> None:
     good = gzip.compress(jsonl_bytes({"text": str(i)} for i in range(5000)))
-    assert "not gzip" in refuse(write_bytes(tmp_path / "a.jsonl.gz", b"plain text")).reason
+    assert "gzip" in refuse(write_bytes(tmp_path / "a.jsonl.gz", b"plain text")).reason
     assert "truncated" in refuse(write_bytes(tmp_path / "b.jsonl.gz", good[:-20])).reason
     damaged = bytearray(good)
     damaged[len(good) // 2] ^= 0xFF
     assert "gzip" in refuse(write_bytes(tmp_path / "c.jsonl.gz", bytes(damaged))).reason
-    trailing = refuse(write_bytes(tmp_path / "d.jsonl.gz", good + b"garbage"))
-    assert "after the end of the gzip stream" in trailing.reason
-    assert "empty file" in refuse(write_bytes(tmp_path / "e.txt.gz", b"")).reason
+    assert "gzip" in refuse(write_bytes(tmp_path / "d.jsonl.gz", good + b"garbage")).reason
 
 
 def test_corrupt_and_truncated_zstd(tmp_path: Path) -> None:
-    good = zstandard.ZstdCompressor().compress(b"line\n" * 10000)
-    refuse(write_bytes(tmp_path / "a.txt.zst", b"not zstd at all"))
-    refuse(write_bytes(tmp_path / "b.txt.zst", good[:-5]))
-    refuse(write_bytes(tmp_path / "c.txt.zst", good + b"garbage!"))
-    refuse(write_bytes(tmp_path / "d.txt.zst", b""))
+    good = compress(b"line\n" * 10000, "zstd")
+    assert "zstd" in refuse(write_bytes(tmp_path / "a.txt.zst", b"not zstd at all")).reason
+    assert "truncated" in refuse(write_bytes(tmp_path / "b.txt.zst", good[:-5])).reason
+    assert "zstd" in refuse(write_bytes(tmp_path / "c.txt.zst", good + b"garbage!")).reason
+    assert "empty file" in refuse(write_bytes(tmp_path / "d.txt.zst", b"")).reason
+    assert "empty file" in refuse(write_bytes(tmp_path / "e.txt.gz", b"")).reason
 
 
 # -- whole corpora -----------------------------------------------------------------------------

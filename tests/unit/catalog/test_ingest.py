@@ -22,6 +22,7 @@ from catalog import (
 )
 from catalog.manifest import FileManifest, estimate_tokens
 from tests.unit.catalog.corpora import (
+    compress,
     jsonl_bytes,
     jsonl_documents,
     root_of,
@@ -315,10 +316,8 @@ def test_concatenated_gzip_members(tmp_path: Path) -> None:
 
 
 def test_concatenated_zstd_frames(tmp_path: Path) -> None:
-    import zstandard
-
-    one = zstandard.ZstdCompressor().compress(b"a\nb\n")
-    two = zstandard.ZstdCompressor().compress(b"c\n")
+    one = compress(b"a\nb\n", "zstd")
+    two = compress(b"c\n", "zstd")
     (tmp_path / "a.txt.zst").write_bytes(one + two)
     f = ingest_file(tmp_path / "a.txt.zst", name="a.txt.zst")
     assert f.document_root == root_of([b"a", b"b", b"c"])

@@ -23,6 +23,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -191,12 +192,17 @@ class Statement:
             )
         return cls(**value)
 
-    def signing_bytes(self) -> bytes:
-        """The exact bytes the actor signs."""
+    @cached_property
+    def canonical(self) -> bytes:
+        """JCS of the statement, computed once (it is signed, verified and logged)."""
         data = canonical_bytes(self.to_json())
         if len(data) > MAX_STATEMENT_BYTES:
             raise FormatError(f"statement is {len(data)} bytes; the limit is {MAX_STATEMENT_BYTES}")
-        return STATEMENT_CONTEXT + data
+        return data
+
+    def signing_bytes(self) -> bytes:
+        """The exact bytes the actor signs."""
+        return STATEMENT_CONTEXT + self.canonical
 
 
 @dataclass(frozen=True)
@@ -264,8 +270,22 @@ class Entry:
 
     @classmethod
     def build(cls, *, seq: int, time: str, prev: bytes | None, signed: SignedStatement) -> Entry:
-        entry = cls(seq=seq, time=time, prev=(prev or bytes(32)).hex(), signed=signed)
-        return cls(seq, time, entry.prev, signed, canonical_bytes(entry.to_json()))
+        """The entry's canonical bytes, spliced around the statement's own canonical bytes.
+
+        JCS sorts the entry's keys as prev, seq, signature, statement, time; the other values
+        are hex, base64, an integer and a timestamp, which JCS writes as they are.
+        """
+        prev_hex = (prev or bytes(32)).hex()
+        parse_time(time, what="entry time")
+        signature = b64encode(signed.signature)
+        data = b"".join(
+            (
+                f'{{"prev":"{prev_hex}","seq":{int(seq)},"signature":"{signature}","statement":'.encode(),
+                signed.statement.canonical,
+                f',"time":"{time}"}}'.encode(),
+            )
+        )
+        return cls(seq, time, prev_hex, signed, data)
 
     @classmethod
     def from_bytes(cls, data: bytes, *, strict: bool = True) -> Entry:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,7 +26,6 @@ from sqlalchemy import (
     func,
     tuple_,
 )
-from sqlalchemy import insert as sql_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
@@ -97,6 +97,15 @@ class LedgerCheckpointRow(SQLModel, table=True):
     issued_at: datetime
 
 
+_COPY_ENTRIES = "COPY ledger_entry (seq, type, member, key_id, nonce, time, data) FROM STDIN"
+_COPY_NODES = "COPY ledger_node (level, idx, hash) FROM STDIN"
+_INSERT_ENTRIES = (
+    "INSERT INTO ledger_entry (seq, type, member, key_id, nonce, time, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_NODES = "INSERT INTO ledger_node (level, idx, hash) VALUES (?, ?, ?)"
+
+
 class ReplayError(StoreError):
     """A member's nonce was already used."""
 
@@ -156,38 +165,61 @@ class SqlLedger:
         return head
 
     def _refuse_replays(self, statements: Sequence[SignedStatement]) -> None:
+        """Duplicates within the batch; duplicates of stored entries the unique index refuses."""
         keys = [(s.statement.member, s.statement.nonce) for s in statements]
         if len(set(keys)) != len(keys):
             raise ReplayError("the same nonce appears twice in one batch")
-        used = self.session.exec(
-            select(LedgerEntryRow.member, LedgerEntryRow.nonce).where(
-                tuple_(col(LedgerEntryRow.member), col(LedgerEntryRow.nonce)).in_(keys)
-            )
-        ).first()
-        if used is not None:
-            raise ReplayError(f"nonce {used[1]} of {used[0]} was already used: a replay")
 
     def _insert_rows(self, entries: list[Entry], nodes: Sequence[tuple[NodeID, bytes]]) -> None:
-        execute = self.session.execute
-        execute(
-            sql_insert(LedgerEntryRow),
-            [
-                {
-                    "seq": e.seq,
-                    "type": e.statement.type,
-                    "member": e.statement.member,
-                    "key_id": e.statement.key_id,
-                    "nonce": e.statement.nonce,
-                    "time": e.time,
-                    "data": e.canonical(),
-                }
-                for e in entries
-            ],
-        )
-        execute(
-            sql_insert(LedgerNodeRow),
-            [{"level": node.level, "idx": node.index, "hash": value} for node, value in nodes],
-        )
+        """Write entries and nodes through the session's own connection (same transaction).
+
+        Rows go straight to the driver: COPY on PostgreSQL, ``executemany`` on SQLite. The ORM's
+        per-row work would otherwise cost more than everything else an append does.
+        """
+        entry_rows = [
+            (
+                e.seq,
+                e.statement.type,
+                e.statement.member,
+                e.statement.key_id,
+                e.statement.nonce,
+                e.time,
+                e.canonical(),
+            )
+            for e in entries
+        ]
+        node_rows = [(node.level, node.index, value) for node, value in nodes]
+        connection = self.session.connection()
+        driver = connection.connection.driver_connection
+        try:
+            self._write(connection.dialect.name, driver, entry_rows, node_rows)
+        except connection.dialect.loaded_dbapi.IntegrityError as exc:
+            # The only unique key a correct append can hit is (member, nonce): a replay.
+            detail = getattr(getattr(exc, "diag", None), "message_detail", None) or ""
+            raise ReplayError(f"a nonce was already used: a replay {detail}".strip()) from None
+
+    @staticmethod
+    def _write(
+        dialect: str,
+        driver: Any,
+        entry_rows: list[tuple[Any, ...]],
+        node_rows: list[tuple[Any, ...]],
+    ) -> None:
+        if dialect == "postgresql":
+            with driver.cursor() as cursor:
+                with cursor.copy(_COPY_ENTRIES) as copy:
+                    for entry_row in entry_rows:
+                        copy.write_row(entry_row)
+                with cursor.copy(_COPY_NODES) as copy:
+                    for node_row in node_rows:
+                        copy.write_row(node_row)
+            return
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(_INSERT_ENTRIES, entry_rows)
+            cursor.executemany(_INSERT_NODES, node_rows)
+        finally:
+            cursor.close()
 
     # -- reading ---------------------------------------------------------------------------
 

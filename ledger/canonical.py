@@ -53,6 +53,13 @@ def canonical_bytes(value: JSONValue) -> bytes:
         raise FormatError(f"value cannot be canonicalised as RFC 8785 JSON: {exc}") from None
 
 
+def _parse_int(text: str) -> int | float:
+    """JSON numbers are IEEE doubles (RFC 8785, I-JSON): an integer beyond 2^53 is read as the
+    double it denotes, so that canonicalising what was parsed gives back the same bytes."""
+    value = int(text)
+    return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else float(value)
+
+
 def parse_json(data: bytes | str, *, what: str = "JSON") -> JSONValue:
     """Parse JSON strictly: no NaN/Infinity, no duplicate keys."""
 
@@ -68,6 +75,11 @@ def parse_json(data: bytes | str, *, what: str = "JSON") -> JSONValue:
         raise FormatError(f"{what} contains {name}, which JSON does not allow")
 
     try:
-        return json.loads(data, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+        return json.loads(
+            data,
+            object_pairs_hook=no_duplicates,
+            parse_constant=no_constants,
+            parse_int=_parse_int,
+        )
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise FormatError(f"{what} is not valid JSON: {exc}") from None

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(default=None, description="S3 API endpoint (MinIO, ...)")
     s3_region: str | None = None
+    s3_access_key_id: str | None = Field(default=None, description="default: boto3's own lookup")
+    s3_secret_access_key: str | None = None
     ingest_workers: int = Field(default=2, ge=1, description="processes verifying uploads")
     host: str = "127.0.0.1"
     port: int = 8600
@@ -50,7 +52,12 @@ class Settings(BaseSettings):
         return self.blob_store or str((self.data_dir / "blobs").resolve())
 
     def blob_store_options(self) -> dict[str, str]:
-        options = {"endpoint_url": self.s3_endpoint_url, "region": self.s3_region}
+        options = {
+            "endpoint_url": self.s3_endpoint_url,
+            "region": self.s3_region,
+            "access_key_id": self.s3_access_key_id,
+            "secret_access_key": self.s3_secret_access_key,
+        }
         if not self.resolved_blob_store.startswith("s3://"):
             return {}
         return {key: value for key, value in options.items() if value}

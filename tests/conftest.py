@@ -26,6 +26,7 @@ from exchange.client import ExchangeClient
 from exchange.db import upgrade
 from exchange.settings import Settings
 from exchange.setup import initialise
+from tests.integration.storage.s3server import MotoServer, running_moto_server
 
 TEST_ORIGIN = "corpusx.test/ledger"
 PG_ADMIN = os.environ.get("CORPUSX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -94,6 +95,20 @@ def prepared(database_url: str, tmp_path: Path) -> Prepared:
     return Prepared(settings, key, done.token, done.vkey)
 
 
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    try:
+        with running_moto_server() as server:
+            yield server
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def s3_bucket(moto_server: MotoServer) -> str:
+    return moto_server.new_bucket()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -124,12 +139,25 @@ class LiveServer:
 def live_server(prepared: Prepared, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """The real app under uvicorn on a loopback port, in this process.
 
-    ``@pytest.mark.checkpoint_interval(seconds)`` turns the checkpoint schedule on.
+    ``@pytest.mark.checkpoint_interval(seconds)`` turns the checkpoint schedule on;
+    ``@pytest.mark.s3_store`` keeps blobs in a fresh bucket on the test S3 server.
     """
     marker = request.node.get_closest_marker("checkpoint_interval")
     settings = prepared.settings
     if marker is not None:
         settings = settings.model_copy(update={"checkpoint_interval": marker.args[0]})
+    if request.node.get_closest_marker("s3_store") is not None:
+        moto: MotoServer = request.getfixturevalue("moto_server")
+        options = moto.options
+        settings = settings.model_copy(
+            update={
+                "blob_store": f"s3://{moto.new_bucket()}/blobs",
+                "s3_endpoint_url": options["endpoint_url"],
+                "s3_region": options["region"],
+                "s3_access_key_id": options["access_key_id"],
+                "s3_secret_access_key": options["secret_access_key"],
+            }
+        )
     port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)

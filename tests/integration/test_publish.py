@@ -241,3 +241,17 @@ def test_a_document_is_proven_down_to_the_publishing_entry(
     with pytest.raises(ClientError) as missing:
         provider.client.document_proof(version, file="nope.jsonl", record=0)
     assert missing.value.status == 404
+
+
+@pytest.mark.s3_store
+def test_publishing_and_proofs_with_blobs_on_s3(
+    live_server: LiveServer, provider: Member, tmp_path: Path
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus", documents=40)
+    published = publish_corpus(provider.client, [corpus], slug="on-s3", workers=1)
+    assert published.uploaded == 3
+    (corpus / "more.txt").write_text("another line\n")
+    again = publish_corpus(provider.client, [corpus], slug="on-s3-more", workers=1)
+    assert again.uploaded == 1 and again.already_stored == 3
+    bundle = provider.client.document_proof(published.version["id"], file="part-0.jsonl", record=3)
+    assert bundle["record"] == 3

@@ -46,7 +46,7 @@ def build_corpus(root: Path) -> Path:
     write_parquet(
         root / "books.parquet", {"text": texts(2500), "n": list(range(2500))}, row_group_size=600
     )
-    write_bytes(root / "lines.txt", "one\r\ntwo\n\nthree\n".encode())
+    write_bytes(root / "lines.txt", b"one\r\ntwo\n\nthree\n")
     write_bytes(root / "more.txt.gz", "\n".join(texts(50)).encode(), "gzip")
     return root
 

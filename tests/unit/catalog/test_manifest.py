@@ -59,7 +59,7 @@ def test_file_inclusion_proofs(manifest: VersionManifest) -> None:
         assert (proof.size, proof.entry) == (len(manifest.files), f.entry)
     proof = file_inclusion_proof(manifest, "part-2.jsonl")
     forged = FileEntry.from_json({**proof.entry.to_json(), "records": proof.entry.records + 1})
-    with pytest.raises(ProofError, match="part-2.jsonl"):
+    with pytest.raises(ProofError, match=r"part-2\.jsonl"):
         verify_file_inclusion(
             forged,
             index=proof.index,

@@ -804,6 +804,25 @@ def dataset_prove_document(
     )
 
 
+@dataset_app.command("croissant")
+def dataset_croissant(
+    version: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write to a file.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a version's Croissant 1.1 metadata (JSON-LD)."""
+    with client_for(server, token) as client:
+        document = client.croissant(version)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if out_file is not None:
+        out_file.write_text(text, encoding="utf-8")
+        emit({"out": str(out_file)}, as_json, lambda: out.print(f"wrote {out_file}"))
+        return
+    sys.stdout.write(text)
+
+
 # -- catalogue -----------------------------------------------------------------------------------
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from catalog import services as catalog
+from catalog.croissant import DatasetInfo, VersionInfo, croissant
 from catalog.errors import CatalogError, DatasetNotFound, VersionNotFound
 from catalog.manifest import VersionManifest
 from catalog.models import Dataset, DatasetVersion
@@ -18,6 +20,7 @@ from exchange import ledger_service, publishing
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.api.schemas import SignedStatementIn
 from exchange.errors import Forbidden, InvalidInput, NotFound
+from exchange.models import Member
 from exchange.statements import parse_signed_statement
 
 router = APIRouter(tags=["catalogue"])
@@ -250,6 +253,36 @@ def _version_out(session: Session, version: DatasetVersion) -> VersionOut:
 def show_version(version_id: str, caller: CurrentMember, exchange: ExchangeDep) -> VersionOut:
     with exchange.transaction() as session:
         return _version_out(session, _version(session, version_id))
+
+
+CROISSANT = 'application/ld+json; profile="http://mlcommons.org/croissant/1.1"'
+
+
+@router.get(
+    "/versions/{version_id}/croissant",
+    response_class=Response,
+    responses={200: {"content": {"application/ld+json": {}}}},
+)
+def croissant_export(
+    version_id: str, request: Request, caller: CurrentMember, exchange: ExchangeDep
+) -> Response:
+    """The version's Croissant 1.1 metadata (JSON-LD), with its ledger provenance."""
+    with exchange.transaction() as session:
+        version = _version(session, version_id)
+        dataset = catalog.dataset_of(session, version)
+        provider = session.get(Member, dataset.provider)
+        info = DatasetInfo.from_row(
+            dataset,
+            languages=catalog.labels(session, dataset)["language"],
+            provider_name=provider.display_name if provider else None,
+        )
+        document = croissant(
+            dataset=info,
+            version=VersionInfo.from_row(version),
+            manifest=VersionManifest.from_bytes(version.manifest),
+            base_url=str(request.base_url).rstrip("/"),
+        )
+    return Response(json.dumps(document, ensure_ascii=False, indent=2), media_type=CROISSANT)
 
 
 @router.get("/versions/{version_id}/proof")

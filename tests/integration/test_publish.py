@@ -255,3 +255,24 @@ def test_publishing_and_proofs_with_blobs_on_s3(
     assert again.uploaded == 1 and again.already_stored == 3
     bundle = provider.client.document_proof(published.version["id"], file="part-0.jsonl", record=3)
     assert bundle["record"] == 3
+
+
+def test_croissant_export_through_the_api(
+    live_server: LiveServer, provider: Member, tmp_path: Path
+) -> None:
+    import mlcroissant
+
+    corpus = write_corpus(tmp_path / "corpus", documents=20)
+    published = publish_corpus(
+        provider.client,
+        [corpus],
+        slug="described",
+        workers=1,
+        meta={"title": "Described", "description": "A small corpus."},
+    )
+    document = provider.client.croissant(published.version["id"])
+    assert document["identifier"] == published.version["id"]
+    digests = {d["name"]: d["sha256"] for d in document["distribution"] if "sha256" in d}
+    assert digests == {f.name: f.sha256 for f in published.manifest.files}
+    dataset = mlcroissant.Dataset(jsonld=json.loads(json.dumps(document)))
+    assert dataset.metadata.name

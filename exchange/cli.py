@@ -59,6 +59,7 @@ ledger_app = typer.Typer(
 audit_app = typer.Typer(help="Verify the ledger as an outside auditor.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Datasets and their immutable versions.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Search the catalogue.", no_args_is_help=True)
+blobs_app = typer.Typer(help="Operator housekeeping of stored blobs.", no_args_is_help=True)
 for sub, name in [
     (db_app, "db"),
     (keys_app, "keys"),
@@ -68,6 +69,7 @@ for sub, name in [
     (audit_app, "audit"),
     (dataset_app, "dataset"),
     (catalog_app, "catalog"),
+    (blobs_app, "blobs"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -821,6 +823,37 @@ def dataset_croissant(
         emit({"out": str(out_file)}, as_json, lambda: out.print(f"wrote {out_file}"))
         return
     sys.stdout.write(text)
+
+
+@blobs_app.command("unreferenced")
+def blobs_unreferenced(
+    data_dir: DataDirOpt = None,
+    min_age: Annotated[float, typer.Option(help="Only blobs at least this old (seconds).")] = 3600,
+    delete: Annotated[
+        bool, typer.Option("--delete", help="Delete them (default: report).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Blobs no version names (left by failed publishes): report, or delete with --delete."""
+    from exchange.context import Exchange
+    from exchange.maintenance import delete_blobs, unreferenced_blobs
+
+    exchange = Exchange.open(settings_for(data_dir))
+    try:
+        found = unreferenced_blobs(exchange, min_age_seconds=min_age)
+        deleted = delete_blobs(exchange, found) if delete else 0
+    finally:
+        exchange.engine.dispose()
+    total = sum(b.size for b in found)
+    result = {"unreferenced": [b.digest for b in found], "bytes": total, "deleted": deleted}
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"{len(found)} unreferenced blob(s), {_human_size(total)}"
+            + (f"; deleted {deleted}" if delete else " (use --delete to remove them)")
+        ),
+    )
 
 
 # -- catalogue -----------------------------------------------------------------------------------

@@ -297,3 +297,35 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit(cli: Cli, args: list[str], w
     (cli.home / "garbage.tlog-proof").write_text("c2sp.org/tlog-proof@v1\nindex x\n\nnope\n")
     (cli.home / "t.bin").write_bytes(b"entry")
     assert words in cli.fails(*args)
+
+
+def test_blobs_left_by_a_failed_publish_are_reported_then_deleted(cli: Cli, server: str) -> None:
+    cli.json("keys", "new", "--out", "p.key")
+    token = str(
+        cli.json(
+            "member", "register", "--name", "prov", "--role", "provider", "--pubkey", "p.key.pub"
+        )["token"]
+    )
+    orphan = cli.home / "orphan.bin"
+    orphan.write_bytes(b"uploaded, then the publish failed")
+    import hashlib
+
+    digest = hashlib.sha256(orphan.read_bytes()).hexdigest()
+    response = httpx.put(
+        f"{server}/blobs/{digest}",
+        content=orphan.read_bytes(),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201
+    report = cli.json("blobs", "unreferenced", "--data-dir", "exchange-data", "--min-age", "0")
+    assert report["unreferenced"] == [digest] and report["deleted"] == 0
+    deleted = cli.json(
+        "blobs", "unreferenced", "--data-dir", "exchange-data", "--min-age", "0", "--delete"
+    )
+    assert deleted["deleted"] == 1
+    assert (
+        cli.json("blobs", "unreferenced", "--data-dir", "exchange-data", "--min-age", "0")[
+            "unreferenced"
+        ]
+        == []
+    )

@@ -30,11 +30,12 @@ from catalog.documents import (
     IngestOptions,
     SourceKind,
     classify_name,
-    document_leaves,
+    digest_leaves,
+    document_digests,
     logical_name,
 )
-from catalog.errors import ClaimMismatchError, IngestError
-from catalog.language import LanguageSample, sampled_indices
+from catalog.errors import CatalogError, ClaimMismatchError, IngestError
+from catalog.language import LanguageSample, sampled_positions
 from catalog.manifest import (
     FileEntry,
     FileManifest,
@@ -226,12 +227,13 @@ def ingest_file(
         document_bytes = characters = 0
         for batch in reader:
             documents = batch.documents
-            leaves = document_leaves(documents)
+            digests = document_digests(documents)
+            leaves = digest_leaves(digests)
             tree.extend(leaves)
             if observer is not None:
                 observer(batch, leaves)
-            for index in sampled_indices(batch.start, batch.start + len(documents)):
-                languages.observe(documents[index - batch.start])
+            for position in sampled_positions(batch.start, digests):
+                languages.observe(documents[position])
             document_bytes += batch.nbytes
             characters += batch.characters
         schema = reader.schema()
@@ -284,8 +286,8 @@ def ingest(
 ) -> VersionManifest:
     """Scan ``paths`` (or take already scanned files) and ingest every file into one manifest.
 
-    Files are spread over ``workers`` processes (largest first); the manifest is the same for
-    any number of workers. Raises IngestError for the first bad file met (the others are
+    Files are spread over ``workers`` processes, this one included; the manifest is the same
+    for any number of workers. Raises IngestError for the first bad file met (the others are
     stopped), or for an empty corpus: no files, or no documents in any of them.
     """
     options = options or IngestOptions()
@@ -328,14 +330,19 @@ def _sources(paths: PathInput | Iterable[PathInput] | Sequence[SourceFile]) -> l
 
 
 class _Tracker:
-    """Adds up progress from every file and tells the caller's callback."""
+    """Adds up progress from every file and tells the caller's callback.
+
+    Workers' reports travel through a queue and may arrive after their file's result; a finished
+    file counts as its whole size, and later reports for it are ignored, so totals are exact.
+    """
 
     def __init__(self, sources: Sequence[SourceFile], callback: ProgressCallback | None) -> None:
         self._callback = callback
-        self._total = sum(s.size for s in sources)
-        self._files = len(sources)
+        self._sizes = {s.name: s.size for s in sources}
+        self._total = sum(self._sizes.values())
+        self._read: dict[str, int] = dict.fromkeys(self._sizes, 0)
+        self._finished: set[str] = set()
         self._done = 0
-        self._files_done = 0
 
     def hook(self, name: str) -> Callable[[int], None]:
         def add(count: int) -> None:
@@ -344,17 +351,22 @@ class _Tracker:
         return add
 
     def add(self, name: str, count: int) -> None:
+        if name in self._finished:
+            return
+        count = min(count, self._sizes[name] - self._read[name])
+        self._read[name] += count
         self._done += count
         self._report(name)
 
-    def file_done(self, name: str | None) -> None:
-        self._files_done += 1
+    def file_done(self, name: str) -> None:
+        self.add(name, self._sizes[name])
+        self._finished.add(name)
         self._report(name)
 
-    def _report(self, name: str | None) -> None:
+    def _report(self, name: str) -> None:
         if self._callback is not None:
             self._callback(
-                IngestProgress(self._done, self._total, self._files_done, self._files, name)
+                IngestProgress(self._done, self._total, len(self._finished), len(self._sizes), name)
             )
 
 
@@ -395,79 +407,142 @@ def _worker_ingest(
 
 
 def _pool_context() -> BaseContext:
-    # Never fork: the parent may be a server with threads (and pyarrow's thread pools).
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    # Never fork: the parent may be a server with threads (and pyarrow's thread pools). The fork
+    # server imports this module once, so each worker starts with pyarrow already loaded.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 def _ingest_parallel(
     sources: Sequence[SourceFile], options: IngestOptions, workers: int, tracker: _Tracker
 ) -> list[FileManifest]:
-    context = _pool_context()
-    queue = context.Queue()
-    cancel = context.Event()
-    results: list[FileManifest] = []
-    failure: BaseException | None = None
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(queue, cancel),
-    ) as pool:
-        futures: dict[Future[FileManifest], SourceFile] = {
-            pool.submit(_worker_ingest, str(s.path), s.name, options, s.stat): s
-            for s in sorted(sources, key=lambda s: (-s.size, s.name))
-        }
-        pending = set(futures)
+    return _ParallelRun(sources, options, tracker).run(workers)
+
+
+class _ParallelRun:
+    """``workers - 1`` pool processes take files from the large end, and this process works too,
+    from the small end, on files no worker has started: a pool takes a while to start, and this
+    process would otherwise only wait."""
+
+    def __init__(
+        self, sources: Sequence[SourceFile], options: IngestOptions, tracker: _Tracker
+    ) -> None:
+        self._sources = sorted(sources, key=lambda s: (-s.size, s.name))
+        self._options = options
+        self._tracker = tracker
+        self._results: list[FileManifest] = []
+        self._failure: BaseException | None = None
+        self._finished: list[Future[FileManifest]] = []  # appended by the pool's thread
+        self._futures: dict[Future[FileManifest], SourceFile] = {}
+        self._queue: Any = None
+        self._cancel: Any = None
+
+    def run(self, workers: int) -> list[FileManifest]:
+        context = _pool_context()
+        self._queue = context.Queue()
+        self._cancel = cancel = context.Event()
         try:
-            while pending:
-                done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
-                _drain(queue, tracker)
-                for future in done:
-                    if future.cancelled():
-                        continue
-                    error = future.exception()
-                    if error is None:
-                        results.append(future.result())
-                        tracker.file_done(futures[future].name)
-                    elif failure is None and not isinstance(error, _Cancelled):
-                        failure = _explain(error, futures[future], pending, futures)
-                        cancel.set()
-                        for other in pending:
-                            other.cancel()
-        except BaseException:
-            cancel.set()
-            for future in futures:
-                future.cancel()
-            raise
+            with ProcessPoolExecutor(
+                max_workers=workers - 1,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(self._queue, cancel),
+            ) as pool:
+                for source in self._sources:
+                    future = pool.submit(
+                        _worker_ingest, str(source.path), source.name, self._options, source.stat
+                    )
+                    self._futures[future] = source
+                    future.add_done_callback(self._finished.append)
+                try:
+                    for future in reversed(list(self._futures)):
+                        if self._failure is not None:
+                            break
+                        if future.cancel():
+                            self._ingest_here(self._futures[future])
+                        self._service()
+                    while not all(f.done() for f in self._futures):
+                        wait(self._futures, timeout=0.05, return_when=FIRST_COMPLETED)
+                        self._service()
+                    self._service()
+                except BaseException:
+                    cancel.set()
+                    for future in self._futures:
+                        future.cancel()
+                    raise
         finally:
-            _drain(queue, tracker)
-    queue.close()
-    if failure is not None:
-        raise failure
-    return results
+            self._drain()
+            self._queue.close()
+        if self._failure is not None:
+            raise self._failure
+        return self._results
 
+    def _ingest_here(self, source: SourceFile) -> None:
+        def progress(count: int) -> None:
+            self._tracker.add(source.name, count)
+            self._service()
+            if self._failure is not None:
+                raise _Cancelled
 
-def _drain(queue: Any, tracker: _Tracker) -> None:
-    while True:
         try:
-            name, count = queue.get_nowait()
-        except Empty:
+            result = ingest_file(
+                source.path,
+                name=source.name,
+                options=self._options,
+                expected=source.stat,
+                progress=progress,
+            )
+        except _Cancelled:
             return
-        tracker.add(name, count)
+        except CatalogError as exc:
+            self._fail(exc)
+            return
+        self._results.append(result)
+        self._tracker.file_done(source.name)
+
+    def _service(self) -> None:
+        """Take in progress reports and finished files (between steps of this process's work)."""
+        self._drain()
+        while self._finished:
+            future = self._finished.pop(0)
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if error is None:
+                self._results.append(future.result())
+                self._tracker.file_done(self._futures[future].name)
+            elif not isinstance(error, _Cancelled):
+                self._fail(_explain(error, self._futures[future], self._futures))
+
+    def _fail(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+            self._cancel.set()  # workers stop at their next progress report
+            for future in self._futures:
+                future.cancel()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                name, count = self._queue.get_nowait()
+            except Empty:
+                return
+            self._tracker.add(name, count)
 
 
 def _explain(
-    error: BaseException,
-    source: SourceFile,
-    pending: set[Future[FileManifest]],
-    futures: dict[Future[FileManifest], SourceFile],
+    error: BaseException, source: SourceFile, futures: dict[Future[FileManifest], SourceFile]
 ) -> BaseException:
     if isinstance(error, BrokenProcessPool):
-        in_flight = sorted({source.name} | {futures[f].name for f in pending if f.running()})
+        in_flight = sorted({source.name} | {s.name for f, s in futures.items() if f.running()})
         return IngestError(
-            "a worker process died (out of memory or killed) while ingesting "
-            + ", ".join(repr(n) for n in in_flight),
+            "a worker process died while ingesting "
+            + ", ".join(repr(n) for n in in_flight)
+            + " (killed, out of memory, or started from a script without an "
+            "'if __name__ == \"__main__\":' guard)",
             file=source.name,
         )
     return error

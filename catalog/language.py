@@ -4,8 +4,10 @@ No model and no network: the same bytes give the same answer on every machine, b
 result is part of the version manifest and the exchange recomputes it. The rule (v1, frozen with
 the manifest format):
 
-1. Sample: the documents whose record index ``i`` has ``i < 64`` or ``i % 512 == 0``; of each,
-   the first 1024 bytes, decoded as UTF-8 (a character cut at the end is dropped).
+1. Sample: the first 64 documents of the file, and every document whose SHA-256 begins with
+   nine zero bits (one in 512, wherever it is: the rule needs no global position, so a file can be
+   read in parts); of each, the first 1024 bytes, decoded as UTF-8 (a character cut at the end is
+   dropped).
 2. Count the sample's letters per writing system (Unicode block ranges below). No letters: the
    document is ``zxx`` (no linguistic content).
 3. The dominant writing system decides: Hangul ``ko``; Han or kana with any kana ``ja``; Han
@@ -21,24 +23,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 
-__all__ = ["LanguageSample", "is_sampled", "sampled_indices"]
+__all__ = ["LanguageSample", "classify_text", "sampled_positions"]
 
 SAMPLE_HEAD = 64
-SAMPLE_STRIDE = 512
 SAMPLE_BYTES = 1024
 
 
-def is_sampled(index: int) -> bool:
-    return index < SAMPLE_HEAD or index % SAMPLE_STRIDE == 0
-
-
-def sampled_indices(start: int, stop: int) -> list[int]:
-    """Sampled record indices in ``[start, stop)``, ascending, without testing each index."""
-    head = list(range(start, min(stop, SAMPLE_HEAD)))
-    first = max(start, SAMPLE_HEAD)
-    first += -first % SAMPLE_STRIDE
-    return head + list(range(first, stop, SAMPLE_STRIDE))
+def sampled_positions(start: int, digests: Sequence[bytes]) -> list[int]:
+    """Positions in a batch (first record ``start``, document hashes ``digests``) to sample."""
+    head = min(max(SAMPLE_HEAD - start, 0), len(digests))
+    picked = [i for i in range(head, len(digests)) if not digests[i][0] and digests[i][1] < 0x80]
+    return [*range(head), *picked]
 
 
 # Writing systems by Unicode block: (ISO 15924 code, character class).
@@ -58,8 +55,10 @@ _SCRIPTS: tuple[tuple[str, str], ...] = (
     ("Kana", "\u3040-\u309f\u30a0-\u30ff"),
     ("Hani", "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"),
 )
-_SCRIPT_PATTERNS = tuple((code, re.compile(f"[{chars}]")) for code, chars in _SCRIPTS)
-_KANA = dict(_SCRIPT_PATTERNS)["Kana"]
+# One pass over the text: each match is a run of letters of one writing system.
+_SCRIPT_RUNS = re.compile("|".join(f"(?P<{code}>[{chars}]+)" for code, chars in _SCRIPTS))
+_KANA = re.compile(f"[{dict(_SCRIPTS)['Kana']}]")
+_LATIN_RUNS = re.compile(f"[{dict(_SCRIPTS)['Latn']}]+")
 _SINGLE_LANGUAGE = {
     "Hang": "ko",
     "Grek": "el",
@@ -141,12 +140,15 @@ def classify_text(text: str) -> str:
 
 
 def _dominant_script(text: str) -> str:
-    best, best_count = "", 0
-    for code, pattern in _SCRIPT_PATTERNS:
-        count = len(pattern.findall(text))
-        if count > best_count:
-            best, best_count = code, count
-    return best
+    """The writing system with the most letters (ties: the one listed first in _SCRIPTS)."""
+    latin = sum(map(len, _LATIN_RUNS.findall(text)))
+    if latin * 2 > sum(map(str.isalpha, text)):
+        return "Latn"  # more than half of all letters: no other system can have more
+    counts = dict.fromkeys((code for code, _ in _SCRIPTS), 0)
+    for run in _SCRIPT_RUNS.finditer(text):
+        counts[run.lastgroup or ""] += run.end() - run.start()
+    best = max(counts.values())
+    return next(code for code, count in counts.items() if count == best) if best else ""
 
 
 def _vote(text: str, script: str) -> str:

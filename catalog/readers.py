@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -22,13 +22,19 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from catalog.documents import Buffer, Format, IngestOptions, SourceKind
 from catalog.errors import IngestError
 from catalog.manifest import SchemaField
-from catalog.streams import UTF8_BOM, LineBlock, StoredFile, decompressed_chunks, line_blocks
+from catalog.streams import (
+    UTF8_BOM,
+    LongLineError,
+    StoredFile,
+    decompressed_chunks,
+    line_blocks,
+)
 
 __all__ = ["Batch", "DocumentReader", "open_reader"]
 
 PARQUET_BATCH_ROWS = 65_536
 MAX_SCHEMA_FIELDS = 1024
-"""JSON Lines schemas record at most this many member names (the first met, in record order)."""
+"""A JSON Lines schema lists at most this many member names: the smallest, in code point order."""
 
 
 @dataclass(slots=True)
@@ -104,35 +110,56 @@ def _kind_name(value: object) -> str:
     return _JSON_KINDS.get(type(value), type(value).__name__)
 
 
-class JsonLinesReader:
+class _LineReader:
+    """Shared by the line formats: blocks of whole lines, the running line and record counts,
+    and the refusal of over-long lines with both numbers filled in."""
+
+    def __init__(self, stored: StoredFile, kind: SourceKind, max_line: int) -> None:
+        self._name = stored.name
+        self._max_line = max_line
+        self._blocks = line_blocks(
+            decompressed_chunks(stored, kind.compression), name=stored.name, max_line=max_line
+        )
+        self._line = 1  # number of the next block's first line
+        self._records = 0
+
+    def __iter__(self) -> Iterator[Batch]:
+        try:
+            for block in self._blocks:
+                yield self._block(block)
+        except LongLineError as exc:
+            raise self._error(exc.reason, self._records, self._line) from None
+
+    def _block(self, data: bytes) -> Batch:
+        raise NotImplementedError
+
+    def _error(self, reason: str, record: int, line: int) -> IngestError:
+        self._records = record
+        return IngestError(reason, file=self._name, record=record, line=line)
+
+    def _long_line(self, record: int, line: int) -> IngestError:
+        return self._error(f"line is longer than the limit of {self._max_line} bytes", record, line)
+
+    def _utf8_error(self, data: bytes, exc: UnicodeDecodeError) -> IngestError:
+        """The error for the line holding ``exc``, once the lines before it have been read."""
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        return self._error(
+            f"invalid UTF-8 at byte {exc.start - line_start} of the line", self._records, self._line
+        )
+
+
+class JsonLinesReader(_LineReader):
     """One JSON object per line; blank lines (only space, tab, CR) are skipped.
 
     Strict JSON (RFC 8259): UTF-8, no NaN/Infinity, no duplicate member names, one value per line.
     """
 
     def __init__(self, stored: StoredFile, kind: SourceKind, options: IngestOptions) -> None:
-        self._stored = stored
-        self._name = stored.name
+        super().__init__(stored, kind, options.max_document_bytes)
         self._field = options.text_field
-        self._max = options.max_document_bytes
-        self._blocks = line_blocks(
-            decompressed_chunks(stored, kind.compression), name=stored.name, max_line=self._max
-        )
-        self._records = 0
-        # (member names, value types) of each distinct record shape, folded into _fields.
-        self._signatures: set[tuple[tuple[str, ...], tuple[type, ...]]] = set()
+        # Each distinct record shape, (*member names, *value types), folded into _fields.
+        self._signatures: set[tuple[str | type, ...]] = set()
         self._fields: dict[str, set[str]] = {}
-
-    def __iter__(self) -> Iterator[Batch]:
-        try:
-            for block in self._blocks:
-                yield self._parse_block(block)
-        except IngestError as exc:
-            if exc.line is not None and exc.record is None:
-                raise IngestError(
-                    exc.reason, file=self._name, record=self._records, line=exc.line
-                ) from None
-            raise
 
     def schema(self) -> tuple[SchemaField, ...]:
         self._fold_signatures()
@@ -145,68 +172,64 @@ class JsonLinesReader:
 
     def _fold_signatures(self) -> None:
         fields = self._fields
-        for names, types in sorted(self._signatures, key=repr):
-            for name, value_type in zip(names, types, strict=True):
-                kinds = fields.get(name)
-                if kinds is None:
-                    if len(fields) >= MAX_SCHEMA_FIELDS:
-                        continue
-                    kinds = fields[name] = set()
-                kinds.add(_JSON_KINDS.get(value_type, value_type.__name__))
+        for signature in self._signatures:
+            half = len(signature) // 2
+            for name, value_type in zip(signature[:half], signature[half:], strict=True):
+                assert isinstance(name, str) and isinstance(value_type, type)
+                fields.setdefault(name, set()).add(_JSON_KINDS.get(value_type, value_type.__name__))
         self._signatures.clear()
+        if len(fields) > MAX_SCHEMA_FIELDS:
+            # Keep the smallest names: a dropped name can never come back, so this is exactly
+            # "the MAX_SCHEMA_FIELDS smallest member names of the file", in bounded memory.
+            for name in sorted(fields)[MAX_SCHEMA_FIELDS:]:
+                del fields[name]
 
-    def _parse_block(self, block: LineBlock) -> Batch:
-        data = block.data
+    def _block(self, data: bytes) -> Batch:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             # Parse the good lines before the bad one first, so that an earlier error wins.
-            line_start = data.rfind(b"\n", 0, exc.start) + 1
-            self._parse_lines(data[:line_start].decode("utf-8"), block.first_line, None)
-            raise IngestError(
-                f"invalid UTF-8 at byte {exc.start - line_start} of the line",
-                file=self._name,
-                record=self._records,
-                line=block.first_line + data.count(b"\n", 0, line_start),
-            ) from None
-        lengths = None
-        if len(data) > self._max:
-            lengths = [len(line) for line in data.split(b"\n")]
-        return self._parse_lines(text, block.first_line, lengths)
+            good = data[: data.rfind(b"\n", 0, exc.start) + 1]
+            self._parse(good.decode("utf-8"), good)
+            raise self._utf8_error(data, exc) from None
+        return self._parse(text, data)
 
-    def _parse_lines(self, text: str, first_line: int, lengths: list[int] | None) -> Batch:
+    def _parse(self, text: str, data: bytes) -> Batch:
         start = self._records
+        lines = text.split("\n")
+        if len(data) > self._max_line:
+            limit = self._max_line
+            for offset, line in enumerate(data.split(b"\n")):
+                if len(line) > limit:
+                    self._parse_lines(lines[:offset], start)
+                    raise self._long_line(self._records, self._line + offset)
+        documents, characters = self._parse_lines(lines, start)
+        self._line += len(lines) - 1
+        return Batch(start, documents, sum(map(len, documents)), characters)
+
+    def _parse_lines(self, lines: list[str], start: int) -> tuple[list[Buffer], int]:
         documents: list[Buffer] = []
         append = documents.append
         characters = 0
-        decode = _DECODER.decode
+        scan = _SCAN
         field = self._field
         signatures = self._signatures
         add_signature = signatures.add
-        for offset, line in enumerate(text.split("\n")):
-            if lengths is not None and lengths[offset] > self._max:
-                self._records = start + len(documents)
-                raise IngestError(
-                    f"line is longer than the limit of {self._max} bytes",
-                    file=self._name,
-                    record=self._records,
-                    line=first_line + offset,
-                )
+        for offset, line in enumerate(lines):
             try:
-                record = decode(line)
-            except (ValueError, RecursionError) as exc:
-                if not line.strip(_JSON_BLANK):
+                # The C scanner directly: json.loads is this plus two Python frames per line.
+                record, end = scan(line, 0)
+                if end != len(line) and line[end:].strip(_JSON_BLANK):
+                    raise ValueError("extra data")
+            except (StopIteration, ValueError, RecursionError):
+                record = self._slow_parse(line, start + len(documents), offset)
+                if record is _BLANK:
                     continue
-                raise self._error(
-                    f"not valid JSON: {_json_reason(exc)}",
-                    start + len(documents),
-                    first_line + offset,
-                ) from None
             if type(record) is not dict:
                 raise self._error(
                     f"a record must be a JSON object, found {_kind_name(record)}",
                     start + len(documents),
-                    first_line + offset,
+                    self._line + offset,
                 )
             value = record.get(field, _MISSING)
             if type(value) is not str:
@@ -215,29 +238,40 @@ class JsonLinesReader:
                     if value is _MISSING
                     else f"member {field!r} must be a string, found {_kind_name(value)}"
                 )
-                raise self._error(reason, start + len(documents), first_line + offset)
+                raise self._error(reason, start + len(documents), self._line + offset)
             try:
                 document = value.encode("utf-8")
             except UnicodeEncodeError:
                 raise self._error(
                     f"member {field!r} contains a lone surrogate escape, which is not Unicode",
                     start + len(documents),
-                    first_line + offset,
+                    self._line + offset,
                 ) from None
             append(document)
             characters += len(value)
-            add_signature((tuple(record), tuple(map(type, record.values()))))
+            add_signature((*record, *map(type, record.values())))
         if len(signatures) > _MAX_SIGNATURES:
             self._fold_signatures()
         self._records = start + len(documents)
-        return Batch(start, documents, sum(map(len, documents)), characters)
+        return documents, characters
 
-    def _error(self, reason: str, record: int, line: int) -> IngestError:
-        self._records = record
-        return IngestError(reason, file=self._name, record=record, line=line)
+    def _slow_parse(self, line: str, record: int, offset: int) -> Any:
+        """The full decoder, for what the fast path refused: blank lines, leading whitespace,
+        and errors, which it words exactly."""
+        if not line.strip(_JSON_BLANK):
+            return _BLANK
+        try:
+            return _DECODER.decode(line)
+        except (ValueError, RecursionError) as exc:
+            raise self._error(
+                f"not valid JSON: {_json_reason(exc)}", record, self._line + offset
+            ) from None
 
 
 _MISSING: Any = object()
+_BLANK: Any = object()
+# The decoder's C scanner (typeshed does not declare the attribute).
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def _json_reason(exc: BaseException) -> str:
@@ -251,69 +285,53 @@ def _json_reason(exc: BaseException) -> str:
 # -- plain text --------------------------------------------------------------------------------
 
 
-class TextLinesReader:
+class TextLinesReader(_LineReader):
     """Every non-empty line is a document (LF and a CR before it are not part of it)."""
 
     def __init__(self, stored: StoredFile, kind: SourceKind, options: IngestOptions) -> None:
-        self._name = stored.name
+        # A document of the maximum size may still be followed by a CR.
+        super().__init__(stored, kind, options.max_document_bytes + 1)
         self._max = options.max_document_bytes
-        self._blocks = line_blocks(
-            decompressed_chunks(stored, kind.compression), name=stored.name, max_line=self._max + 1
-        )
-        self._records = 0
 
     def schema(self) -> tuple[SchemaField, ...]:
         return ()
 
+    def _long_line(self, record: int, line: int) -> IngestError:
+        return self._error(f"document is longer than the limit of {self._max} bytes", record, line)
+
     def __iter__(self) -> Iterator[Batch]:
         try:
-            for block in self._blocks:
-                yield self._split(block)
+            yield from super().__iter__()
         except IngestError as exc:
-            if exc.line is not None and exc.record is None:
-                raise IngestError(
-                    f"document is longer than the limit of {self._max} bytes",
-                    file=self._name,
-                    record=self._records,
-                    line=exc.line,
-                ) from None
+            if exc.reason.startswith("line is longer"):
+                raise self._long_line(self._records, self._line) from None
             raise
 
-    def _split(self, block: LineBlock) -> Batch:
-        data = block.data
+    def _block(self, data: bytes) -> Batch:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line_start = data.rfind(b"\n", 0, exc.start) + 1
-            before = _lines(data[:line_start])[0]
-            self._check_lengths(before, block, self._records)
-            raise IngestError(
-                f"invalid UTF-8 at byte {exc.start - line_start} of the line",
-                file=self._name,
-                record=self._records + sum(1 for line in before if line),
-                line=block.first_line + data.count(b"\n", 0, line_start),
-            ) from None
-        lines, stripped = _lines(data)
-        if len(data) > self._max:
-            self._check_lengths(lines, block, self._records)
-        documents: list[Buffer] = [line for line in lines if line]
-        start = self._records
-        self._records += len(documents)
-        characters = len(text) - text.count("\n") - stripped
-        return Batch(start, documents, len(data) - (len(text) - characters), characters)
+            good = data[: data.rfind(b"\n", 0, exc.start) + 1]
+            self._split(good, len(good))
+            raise self._utf8_error(data, exc) from None
+        return self._split(data, len(text))
 
-    def _check_lengths(self, lines: list[bytes], block: LineBlock, start: int) -> None:
-        record = start
-        for offset, line in enumerate(lines):
-            if len(line) > self._max:
-                raise IngestError(
-                    f"document is longer than the limit of {self._max} bytes",
-                    file=self._name,
-                    record=record,
-                    line=block.first_line + offset,
-                )
-            if line:
-                record += 1
+    def _split(self, data: bytes, characters: int) -> Batch:
+        lines, stripped = _lines(data)
+        start = self._records
+        if len(data) > self._max:
+            record = start
+            for offset, line in enumerate(lines):
+                if len(line) > self._max:
+                    raise self._long_line(record, self._line + offset)
+                if line:
+                    record += 1
+        documents: list[Buffer] = [line for line in lines if line]
+        self._records = start + len(documents)
+        newlines = data.count(b"\n")
+        self._line += newlines
+        separators = newlines + stripped  # one byte and one character each
+        return Batch(start, documents, len(data) - separators, characters - separators)
 
 
 def _lines(data: bytes) -> tuple[list[bytes], int]:
@@ -350,9 +368,7 @@ class WholeTextReader:
             total += len(chunk)
             if total > self._max + len(UTF8_BOM):
                 break
-        data = b"".join(parts)
-        if data.startswith(UTF8_BOM):
-            data = data[len(UTF8_BOM) :]
+        data = b"".join(parts).removeprefix(UTF8_BOM)
         if len(data) > self._max:
             raise IngestError(
                 f"document is longer than the limit of {self._max} bytes (text_unit=file)",

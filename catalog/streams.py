@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, cast
 
-import zstandard
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from catalog.errors import FileChangedError, IngestError
 
@@ -27,9 +25,8 @@ __all__ = [
     "BLOCK_SIZE",
     "CHUNK_SIZE",
     "FileStat",
-    "LineBlock",
+    "LongLineError",
     "StoredFile",
-    "check_lines",
     "decompressed_chunks",
     "line_blocks",
 ]
@@ -123,7 +120,14 @@ class StoredFile:
             self._progress(len(data))
 
     def read(self, size: int = CHUNK_SIZE) -> bytes:
-        """The next stored bytes, hashed on the way (the sequential formats' only reader)."""
+        """The next stored bytes, hashed on the way (the sequential formats' only reader).
+
+        Never reads past the size the file had when opened, so a file that keeps growing
+        cannot keep the reader busy: :meth:`finish` notices the growth instead.
+        """
+        size = min(size if size >= 0 else self.opened.size, self.opened.size - self._hashed)
+        if size <= 0:
+            return b""
         try:
             data = self.file.read(size)
         except OSError as exc:
@@ -183,133 +187,98 @@ class StoredFile:
 def decompressed_chunks(stored: StoredFile, compression: str | None) -> Iterator[bytes]:
     """The decompressed bytes of ``stored`` in chunks of at most CHUNK_SIZE.
 
-    Output is bounded per step whatever the compression ratio, so a small file that expands to
-    terabytes costs time, never memory.
+    gzip (concatenated members too) and zstd (concatenated frames too) are decoded by Arrow's
+    streaming codecs, which, unlike Python's zstandard readers, refuse a truncated stream. Output
+    is bounded per step whatever the compression ratio: a bomb costs time, never memory.
     """
     if compression is None:
         while chunk := stored.read():
             yield chunk
-    elif compression == "gzip":
-        yield from _gunzip(stored)
-    elif compression == "zstd":
-        yield from _unzstd(stored)
-    else:
-        raise IngestError(f"unknown compression {compression!r}", file=stored.name)
-
-
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _gunzip(stored: StoredFile) -> Iterator[bytes]:
-    """gzip, including concatenated members (as ``gzip -c a b`` writes); nothing may trail."""
-    decoder = zlib.decompressobj(wbits=31)
-    members = 0
-    started = eof = False
-    pending = b""
-    while True:
-        if not pending and not eof:
-            pending = stored.read()
-            eof = not pending
-        if eof and not started:
-            break
-        if pending and not started:
-            if not pending.startswith(_GZIP_MAGIC[: len(pending)]):
-                reason = "bytes after the end of the gzip stream" if members else "not gzip"
-                raise IngestError(reason, file=stored.name)
-            started = True
-        try:
-            out = decoder.decompress(pending, CHUNK_SIZE)
-        except zlib.error as exc:
-            raise IngestError(f"corrupt gzip stream: {exc}", file=stored.name) from None
-        if out:
-            yield out
-        if decoder.eof:
-            pending = decoder.unused_data
-            decoder = zlib.decompressobj(wbits=31)
-            members += 1
-            started = False
-            continue
-        pending = decoder.unconsumed_tail
-        if eof and not pending and not out:
-            raise IngestError("truncated gzip stream", file=stored.name)
-    if not members:
-        raise IngestError("empty file is not a gzip stream", file=stored.name)
-
-
-def _unzstd(stored: StoredFile) -> Iterator[bytes]:
-    """zstd, across concatenated frames; trailing bytes that are not a frame are refused."""
+        return
     if stored.size == 0:
-        raise IngestError("empty file is not a zstd stream", file=stored.name)
-    # The reader only ever calls read(); StoredFile hashes what it hands over.
-    source = cast(IO[bytes], stored)
-    reader = zstandard.ZstdDecompressor().stream_reader(
-        source, read_size=CHUNK_SIZE, read_across_frames=True, closefd=False
-    )
+        raise IngestError(f"an empty file is not a {compression} stream", file=stored.name)
     try:
-        while chunk := reader.read(CHUNK_SIZE):
+        stream = pa.CompressedInputStream(pa.PythonFile(_Source(stored), mode="r"), compression)
+        while chunk := stream.read(CHUNK_SIZE):
             yield chunk
-    except zstandard.ZstdError as exc:
-        raise IngestError(f"corrupt zstd stream: {exc}", file=stored.name) from None
+    except (pa.ArrowException, OSError) as exc:
+        raise IngestError(
+            f"corrupt or truncated {compression} stream: {exc}", file=stored.name
+        ) from None
     if stored.read():
-        raise IngestError("bytes after the end of the zstd stream", file=stored.name)
+        raise IngestError(f"bytes after the end of the {compression} stream", file=stored.name)
 
 
-@dataclass(frozen=True, slots=True)
-class LineBlock:
-    """Whole lines of a file: ``data`` ends with LF unless it holds the file's last line."""
+class _Source:
+    """The file-like face Arrow's codec stream reads compressed bytes through."""
 
-    data: bytes
-    first_line: int  # 1-based number of the block's first line
+    closed = False
+
+    def __init__(self, stored: StoredFile) -> None:
+        self._stored = stored
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stored.read(size if size >= 0 else self._stored.size)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class LongLineError(IngestError):
+    """A line longer than the limit, met while buffering: the reader adds record and line."""
 
 
 def line_blocks(
     chunks: Iterator[bytes], *, name: str, max_line: int, skip_bom: bool = True
-) -> Iterator[LineBlock]:
+) -> Iterator[bytes]:
     """Regroup decompressed chunks into blocks of whole lines (about BLOCK_SIZE each).
 
-    A UTF-8 byte order mark at the very start is dropped. Memory stays below
-    ``max(BLOCK_SIZE, max_line) + CHUNK_SIZE``: once the unfinished last line is longer than
-    ``max_line`` bytes, the complete lines before it are handed over and the line is refused
-    without reading the rest of it. Lines inside a block are checked by :func:`check_lines`.
+    Every block but the last ends with LF. A UTF-8 byte order mark at the very start is dropped.
+    Memory stays below ``BLOCK_SIZE + max_line + CHUNK_SIZE``: once the unfinished last line is
+    longer than ``max_line`` bytes, the complete lines before it are handed over and then
+    :class:`LongLineError` is raised, without reading the rest of the line. (Lines that end
+    within reach are left to the parser, which checks each line's length exactly.)
     """
-    buffer = bytearray()
-    line = 1
-    at_start = skip_bom
+    parts: list[bytes] = []
+    size = 0  # bytes in parts
+    tail = 0  # bytes of parts after their last LF: the unfinished line
+    for chunk in _without_bom(chunks) if skip_bom else chunks:
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            parts.append(chunk)
+            size += len(chunk)
+            tail += len(chunk)
+            if tail > max_line:
+                if size > tail:
+                    data = b"".join(parts)
+                    yield data[: size - tail]
+                raise LongLineError(f"line is longer than the limit of {max_line} bytes", file=name)
+            continue
+        if size + cut < BLOCK_SIZE:
+            parts.append(chunk)
+            size += len(chunk)
+            tail = len(chunk) - cut
+            continue
+        parts.append(chunk[:cut])
+        yield b"".join(parts)
+        rest = chunk[cut:]
+        parts = [rest] if rest else []
+        size = tail = len(rest)
+    if parts:
+        yield b"".join(parts)
+
+
+def _without_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    head = b""
     for chunk in chunks:
-        buffer += chunk
-        if at_start:
-            if len(buffer) < len(UTF8_BOM) and UTF8_BOM.startswith(buffer):
-                continue
-            if buffer.startswith(UTF8_BOM):
-                del buffer[: len(UTF8_BOM)]
-            at_start = False
-        if len(buffer) >= BLOCK_SIZE and (cut := buffer.rfind(b"\n") + 1):
-            block = bytes(buffer[:cut])
-            del buffer[:cut]
-            yield LineBlock(block, line)
-            line += block.count(b"\n")
-        if len(buffer) > max_line:
-            cut = buffer.rfind(b"\n") + 1
-            if len(buffer) - cut > max_line:
-                if cut:
-                    block = bytes(buffer[:cut])
-                    yield LineBlock(block, line)
-                    line += block.count(b"\n")
-                raise _long_line(name, line, max_line)
-    if at_start and buffer.startswith(UTF8_BOM):
-        del buffer[: len(UTF8_BOM)]
-    if buffer:
-        yield LineBlock(bytes(buffer), line)
-
-
-def check_lines(block: LineBlock, *, name: str, max_line: int) -> None:
-    """Refuse the first line of ``block`` longer than ``max_line`` bytes (LF excluded)."""
-    if len(block.data) <= max_line:
-        return
-    for offset, text in enumerate(block.data.split(b"\n")):
-        if len(text) > max_line:
-            raise _long_line(name, block.first_line + offset, max_line)
-
-
-def _long_line(name: str, line: int, max_line: int) -> IngestError:
-    return IngestError(f"line is longer than the limit of {max_line} bytes", file=name, line=line)
+        head += chunk
+        if len(head) >= len(UTF8_BOM):
+            break
+    yield head.removeprefix(UTF8_BOM) if head else head
+    yield from chunks

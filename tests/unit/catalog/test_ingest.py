@@ -173,7 +173,7 @@ def test_statistics_and_languages(tmp_path: Path) -> None:
     write_bytes(tmp_path / "ru.txt", "\n".join(["и это не то, что он на самом деле"] * 70).encode())
     manifest = ingest(tmp_path, workers=1)
     en, de, ru = (manifest.file(n) for n in ("en.jsonl", "de.jsonl", "ru.txt"))
-    # Sample: records 0..63 and every 512th record.
+    # Sample: records 0..63, and documents whose hash starts with nine zero bits (none here).
     assert en.stats.language_counts == {"en": 64}
     assert de.stats.language_counts == {"de": 64}
     assert ru.stats.language_counts == {"ru": 64}
@@ -358,3 +358,14 @@ def test_copied_corpus_same_manifest(tmp_path: Path) -> None:
     copy = tmp_path / "b"
     shutil.copytree(original, copy)
     assert ingest(copy, workers=1).version_id == ingest(original, workers=1).version_id
+
+
+def test_jsonl_schema_keeps_the_smallest_member_names(tmp_path: Path) -> None:
+    from catalog.readers import MAX_SCHEMA_FIELDS
+
+    records = [{"text": "x", f"k{i:05d}": i} for i in range(3000, -1, -1)]
+    write_jsonl(tmp_path / "a.jsonl", records)
+    f = ingest_file(tmp_path / "a.jsonl", name="a.jsonl")
+    names = [s.name for s in f.schema]
+    assert len(names) == MAX_SCHEMA_FIELDS
+    assert names == sorted([f"k{i:05d}" for i in range(3001)] + ["text"])[:MAX_SCHEMA_FIELDS]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
 
-from catalog.language import LanguageSample, classify_text, is_sampled, sampled_indices
+from catalog.language import LanguageSample, classify_text, sampled_positions
 
 
 @pytest.mark.parametrize(
@@ -31,9 +34,26 @@ def test_classify_text(text: str, code: str) -> None:
     assert classify_text(text) == code
 
 
-def test_sample_indices_agree_with_the_rule() -> None:
-    for start, stop in [(0, 10), (0, 2000), (60, 70), (500, 1600), (1024, 1025), (7, 7)]:
-        assert sampled_indices(start, stop) == [i for i in range(start, stop) if is_sampled(i)]
+def test_sample_is_the_head_and_hashes_with_nine_zero_bits() -> None:
+    zero = bytes(32)
+    low = b"\x00\x7f" + bytes(30)
+    high = b"\x00\x80" + bytes(30)
+    other = b"\x01" + bytes(31)
+    assert sampled_positions(0, [other] * 70) == list(range(64))
+    assert sampled_positions(60, [other, zero, other, other, low, high, other]) == [0, 1, 2, 3, 4]
+    assert sampled_positions(64, [other, zero, high, low]) == [1, 3]
+    assert sampled_positions(1000, []) == []
+
+
+def test_sample_of_a_file_is_about_one_in_512(tmp_path: Path) -> None:
+    documents = [f"document number {i}".encode() for i in range(100_000)]
+    digests = [hashlib.sha256(d).digest() for d in documents]
+    picked = sampled_positions(0, digests)
+    assert picked[:64] == list(range(64))
+    assert 100_000 // 512 * 0.8 < len(picked) - 64 < 100_000 // 512 * 1.2
+    # The same documents in other batches are picked the same way.
+    again = [p + 500 for p in sampled_positions(500, digests[500:])]
+    assert again == [p for p in picked if p >= 500]
 
 
 def test_sample_reads_only_the_first_kilobyte() -> None:

@@ -15,14 +15,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import stat
+import threading
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from queue import Empty
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from catalog.documents import (
@@ -225,17 +227,21 @@ def ingest_file(
         tree = DocumentTree()
         languages = LanguageSample()
         document_bytes = characters = 0
-        for batch in reader:
-            documents = batch.documents
-            digests = document_digests(documents)
-            leaves = digest_leaves(digests)
-            tree.extend(leaves)
-            if observer is not None:
-                observer(batch, leaves)
-            for position in sampled_positions(batch.start, digests):
-                languages.observe(documents[position])
-            document_bytes += batch.nbytes
-            characters += batch.characters
+        batches = iter(reader)
+        try:
+            for batch in batches:
+                documents = batch.documents
+                digests = document_digests(documents)
+                leaves = digest_leaves(digests)
+                tree.extend(leaves)
+                if observer is not None:
+                    observer(batch, leaves)
+                for position in sampled_positions(batch.start, digests):
+                    languages.observe(documents[position])
+                document_bytes += batch.nbytes
+                characters += batch.characters
+        finally:
+            batches.close()  # finish the reader while its file is still open
         schema = reader.schema()
         sha256, size = stored.finish()
     entry = FileEntry(
@@ -257,13 +263,15 @@ def ingest_file(
     return FileManifest(entry=entry, stats=stats, schema=schema)
 
 
-def verify_file(path: PathInput, *, claimed: FileManifest) -> FileManifest:
+def verify_file(
+    path: PathInput, *, claimed: FileManifest, observer: BatchObserver | None = None
+) -> FileManifest:
     """Recompute a file's manifest with the rule it claims; ClaimMismatchError if it differs.
 
     What the exchange runs on each uploaded blob (``path``) of a version it is asked to publish.
     """
     options = IngestOptions.for_rule(claimed.document_rule)
-    found = ingest_file(path, name=claimed.name, options=options)
+    found = ingest_file(path, name=claimed.name, options=options, observer=observer)
     if found != claimed:
         differences = manifest_differences(claimed, found)
         fields = ", ".join(sorted(differences)) or "representation"
@@ -423,62 +431,81 @@ def _ingest_parallel(
 
 
 class _ParallelRun:
-    """``workers - 1`` pool processes take files from the large end, and this process works too,
-    from the small end, on files no worker has started: a pool takes a while to start, and this
-    process would otherwise only wait."""
+    """``workers - 1`` pool processes take files from the large end; this process works too,
+    from the small end, so that nothing waits while the pool starts.
+
+    Each pool process is fed by a thread of this process that submits one file at a time and
+    waits for it; the threads only pass events to this (main) thread, which alone updates the
+    progress and calls the caller's callback.
+    """
 
     def __init__(
         self, sources: Sequence[SourceFile], options: IngestOptions, tracker: _Tracker
     ) -> None:
-        self._sources = sorted(sources, key=lambda s: (-s.size, s.name))
+        self._work = deque(sorted(sources, key=lambda s: (-s.size, s.name)))
         self._options = options
         self._tracker = tracker
+        self._lock = threading.Lock()
         self._results: list[FileManifest] = []
         self._failure: BaseException | None = None
-        self._finished: list[Future[FileManifest]] = []  # appended by the pool's thread
-        self._futures: dict[Future[FileManifest], SourceFile] = {}
+        self._events: SimpleQueue[tuple[str, FileManifest | None]] = SimpleQueue()
         self._queue: Any = None
         self._cancel: Any = None
 
     def run(self, workers: int) -> list[FileManifest]:
         context = _pool_context()
         self._queue = context.Queue()
-        self._cancel = cancel = context.Event()
+        self._cancel = context.Event()
         try:
             with ProcessPoolExecutor(
                 max_workers=workers - 1,
                 mp_context=context,
                 initializer=_init_worker,
-                initargs=(self._queue, cancel),
+                initargs=(self._queue, self._cancel),
             ) as pool:
-                for source in self._sources:
-                    future = pool.submit(
-                        _worker_ingest, str(source.path), source.name, self._options, source.stat
-                    )
-                    self._futures[future] = source
-                    future.add_done_callback(self._finished.append)
+                feeders = [
+                    threading.Thread(target=self._feed, args=(pool,), daemon=True)
+                    for _ in range(workers - 1)
+                ]
+                for feeder in feeders:
+                    feeder.start()
                 try:
-                    for future in reversed(list(self._futures)):
-                        if self._failure is not None:
-                            break
-                        if future.cancel():
-                            self._ingest_here(self._futures[future])
+                    while (source := self._take(largest=False)) is not None:
+                        self._ingest_here(source)
+                    while any(feeder.is_alive() for feeder in feeders):
+                        feeders[0].join(timeout=0.05)
                         self._service()
-                    while not all(f.done() for f in self._futures):
-                        wait(self._futures, timeout=0.05, return_when=FIRST_COMPLETED)
-                        self._service()
-                    self._service()
-                except BaseException:
-                    cancel.set()
-                    for future in self._futures:
-                        future.cancel()
+                except BaseException as exc:
+                    self._fail(exc)
                     raise
+                finally:
+                    for feeder in feeders:
+                        feeder.join()
+            self._service()
         finally:
-            self._drain()
             self._queue.close()
         if self._failure is not None:
             raise self._failure
         return self._results
+
+    def _take(self, *, largest: bool) -> SourceFile | None:
+        with self._lock:
+            if self._failure is not None or not self._work:
+                return None
+            return self._work.popleft() if largest else self._work.pop()
+
+    def _feed(self, pool: ProcessPoolExecutor) -> None:
+        while (source := self._take(largest=True)) is not None:
+            try:
+                result = pool.submit(
+                    _worker_ingest, str(source.path), source.name, self._options, source.stat
+                ).result()
+            except _Cancelled:
+                return
+            except BaseException as exc:
+                self._fail(_explain(exc, source))
+                return
+            self._events.put((source.name, result))
 
     def _ingest_here(self, source: SourceFile) -> None:
         def progress(count: int) -> None:
@@ -500,49 +527,35 @@ class _ParallelRun:
         except CatalogError as exc:
             self._fail(exc)
             return
-        self._results.append(result)
-        self._tracker.file_done(source.name)
+        self._events.put((source.name, result))
+        self._service()
 
     def _service(self) -> None:
-        """Take in progress reports and finished files (between steps of this process's work)."""
-        self._drain()
-        while self._finished:
-            future = self._finished.pop(0)
-            if future.cancelled():
-                continue
-            error = future.exception()
-            if error is None:
-                self._results.append(future.result())
-                self._tracker.file_done(self._futures[future].name)
-            elif not isinstance(error, _Cancelled):
-                self._fail(_explain(error, self._futures[future], self._futures))
-
-    def _fail(self, error: BaseException) -> None:
-        if self._failure is None:
-            self._failure = error
-            self._cancel.set()  # workers stop at their next progress report
-            for future in self._futures:
-                future.cancel()
-
-    def _drain(self) -> None:
+        """Take in progress reports and finished files (between steps of this thread's work)."""
         while True:
             try:
                 name, count = self._queue.get_nowait()
             except Empty:
-                return
+                break
             self._tracker.add(name, count)
+        while not self._events.empty():
+            name, result = self._events.get()
+            if result is not None:
+                self._results.append(result)
+                self._tracker.file_done(name)
+
+    def _fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
+        self._cancel.set()  # pool processes stop at their next progress report
 
 
-def _explain(
-    error: BaseException, source: SourceFile, futures: dict[Future[FileManifest], SourceFile]
-) -> BaseException:
+def _explain(error: BaseException, source: SourceFile) -> BaseException:
     if isinstance(error, BrokenProcessPool):
-        in_flight = sorted({source.name} | {s.name for f, s in futures.items() if f.running()})
         return IngestError(
-            "a worker process died while ingesting "
-            + ", ".join(repr(n) for n in in_flight)
-            + " (killed, out of memory, or started from a script without an "
-            "'if __name__ == \"__main__\":' guard)",
+            "a worker process died while ingesting it (killed, out of memory, or started from a "
+            "script without an 'if __name__ == \"__main__\":' guard)",
             file=source.name,
         )
     return error

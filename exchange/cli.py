@@ -856,6 +856,55 @@ def blobs_unreferenced(
     )
 
 
+@dataset_app.command("overlap")
+def dataset_overlap(
+    version: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The overlap report made when the version was published (why it may be flagged)."""
+    with client_for(server, token) as client:
+        shown = client.version(version)
+    report = shown["stats"].get("overlap", {})
+    result = {"version": version, "status": shown["status"], "report": report}
+    emit(
+        result,
+        as_json,
+        lambda: table(
+            f"{version[:23]}… is {shown['status']}: overlaps with other providers' versions",
+            ["version", "provider", "dataset", "exact shared", "near-duplicate (est.)", "verdict"],
+            [
+                [
+                    o["version"],
+                    o["provider"],
+                    o["dataset"],
+                    f"{o['exact']['fraction']:.1%}",
+                    f"{o['near']['fraction']:.1%}",
+                    "; ".join(o["reasons"]) or "-",
+                ]
+                for o in report.get("overlaps", [])
+            ],
+        ),
+    )
+
+
+@dataset_app.command("clear")
+def dataset_clear(
+    version: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    reason: Annotated[str, typer.Option(help="Why the overlap is acceptable (on the ledger).")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Release a version held for overlap (operators)."""
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.clear_version(version, reason)
+    emit(result, as_json, lambda: out.print(f"{version} is {result['status']}"))
+
+
 # -- catalogue -----------------------------------------------------------------------------------
 
 

@@ -173,6 +173,10 @@ class ExchangeClient:
             f"/versions/{version_id}/proof", **{k: v for k, v in params.items() if v is not None}
         )
 
+    def clear_version(self, version_id: str, reason: str) -> Any:
+        body = {"version": version_id, "reason": reason}
+        return self.signed_post(f"/versions/{version_id}/clear", "dataset.version.cleared", body)
+
     def croissant(self, version_id: str) -> Any:
         return self.get_json(f"/versions/{version_id}/croissant")
 

@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, LargeBinary
 from sqlmodel import Field, SQLModel
 
-import catalog.models  # noqa: F401  (registers the catalogue tables in SQLModel.metadata)
+import catalog.models
+import catalog.overlap_index  # noqa: F401  (registers the overlap index tables)
 import ledger.sql  # noqa: F401  (registers the ledger tables in SQLModel.metadata)
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -27,13 +28,23 @@ from catalog.errors import CatalogError
 from catalog.ingest import verify_file
 from catalog.manifest import FileManifest, VersionManifest
 from catalog.models import Dataset, DatasetVersion, VersionFile
-from exchange.errors import Conflict, Forbidden, InvalidInput
+from catalog.overlap import FileSketch, VersionSketch
+from catalog.overlap_index import find_overlaps, index_version
+from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound
 from exchange.models import Member
-from exchange.statements import StatementPolicy, check_statement, record_statement
+from exchange.statements import (
+    StatementPolicy,
+    check_statement,
+    exchange_statement,
+    record_statement,
+)
 from ledger.entry import Entry, SignedStatement
+from ledger.note import Ed25519Signer
 from storage import BlobStore, LocalStore
 
 PUBLISHED = "dataset.version.published"
+CLEARED = "dataset.version.cleared"
+FLAGGED = "flagged"
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,11 @@ def check_publication(publication: Publication) -> None:
 # -- step 2: the claims, checked against the stored bytes ----------------------------------------
 
 
-def verify_claims(store: BlobStore, manifest: VersionManifest, *, workers: int) -> None:
-    """Re-ingest each stored file and compare with what the provider claimed."""
+def verify_claims(store: BlobStore, manifest: VersionManifest, *, workers: int) -> VersionSketch:
+    """Re-ingest each stored file and compare with what the provider claimed.
+
+    The same single read sketches every document for overlap detection.
+    """
     missing = [f.sha256 for f in manifest.files if not store.exists(f.sha256)]
     if missing:
         raise Conflict(f"{len(missing)} file(s) are not uploaded yet, e.g. blob {missing[0]}")
@@ -89,17 +103,19 @@ def verify_claims(store: BlobStore, manifest: VersionManifest, *, workers: int) 
         try:
             if workers > 1 and len(jobs) > 1:
                 with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-                    list(pool.map(_verify, jobs))
+                    sketches = list(pool.map(_verify, jobs))
             else:
-                for job in jobs:
-                    _verify(job)
+                sketches = [_verify(job) for job in jobs]
         except CatalogError as exc:  # ClaimMismatchError, or bytes that do not ingest at all
             raise InvalidInput(f"the uploaded files do not match the manifest: {exc}") from None
+    return VersionSketch.from_files(sketches)
 
 
-def _verify(job: tuple[Path, FileManifest]) -> None:
+def _verify(job: tuple[Path, FileManifest]) -> FileSketch:
     path, claimed = job
-    verify_file(path, claimed=claimed)
+    sketch = FileSketch(claimed.name)
+    verify_file(path, claimed=claimed, observer=sketch)
+    return sketch
 
 
 @contextmanager
@@ -123,7 +139,13 @@ def local_copies(store: BlobStore, digests: Sequence[str]) -> Iterator[dict[str,
 
 
 def record_version(
-    session: Session, publication: Publication, *, caller: Member, policy: StatementPolicy
+    session: Session,
+    publication: Publication,
+    *,
+    caller: Member,
+    policy: StatementPolicy,
+    sketch: VersionSketch,
+    log_signer: Ed25519Signer,
 ) -> Published:
     check_publication(publication)
     check_statement(
@@ -184,7 +206,68 @@ def record_version(
     dataset.updated_at = datetime.now(UTC)
     session.add(dataset)
     session.flush()
+    _check_overlap(session, publication, version, sketch, caller=caller, log_signer=log_signer)
     return Published(dataset, version, entry)
+
+
+def _check_overlap(
+    session: Session,
+    publication: Publication,
+    version: DatasetVersion,
+    sketch: VersionSketch,
+    *,
+    caller: Member,
+    log_signer: Ed25519Signer,
+) -> None:
+    """Compare with other providers' corpora, index this one, and hold it if it overlaps.
+
+    A substantial overlap is recorded on the ledger by the exchange itself
+    (``dataset.version.flagged``, with the digest of the full report) and the version waits,
+    ``flagged``, until an operator clears it.
+    """
+    report = find_overlaps(session, sketch, exclude_provider=caller.id)
+    index_version(session, version.id, sketch)
+    version.stats = {**version.stats, "overlap": report.to_json()}
+    if report.substantial:
+        version.status = FLAGGED
+        body = {
+            "dataset": publication.slug,
+            "version": version.id,
+            "report_sha256": hashlib.sha256(report.to_bytes()).hexdigest(),
+            "overlaps": [
+                {
+                    "version": o.version,
+                    "provider": o.provider,
+                    "exact_fraction": round(o.exact_fraction, 4),
+                    "near_fraction": round(o.near_fraction, 4),
+                    "reasons": list(o.reasons),
+                }
+                for o in report.substantial
+            ],
+        }
+        record_statement(session, exchange_statement(log_signer, "dataset.version.flagged", body))
+    session.add(version)
+    session.flush()
+
+
+def clear_version(
+    session: Session, signed: SignedStatement, *, caller: Member, policy: StatementPolicy
+) -> Entry:
+    """An operator releases a flagged version (``dataset.version.cleared``, with a reason)."""
+    check_statement(session, signed, caller=caller, expected_type=CLEARED, policy=policy)
+    version_id, reason = signed.statement.body.get("version"), signed.statement.body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("clearing a version needs a reason")
+    version = session.get(DatasetVersion, version_id) if isinstance(version_id, str) else None
+    if version is None:
+        raise NotFound(f"no version {version_id!r}")
+    if version.status != FLAGGED:
+        raise Conflict(f"version {version.id} is not flagged")
+    entry = record_statement(session, signed)
+    version.status = "published"
+    session.add(version)
+    session.flush()
+    return entry
 
 
 def _summary(manifest: VersionManifest) -> dict[str, object]:

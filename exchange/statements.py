@@ -7,15 +7,27 @@ the nonce fresh. The entry is appended in the caller's transaction.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlmodel import Session
 
 from exchange.errors import Conflict, Forbidden, InvalidInput
 from exchange.models import Member, MemberKey
-from ledger.entry import Entry, SignedStatement, parse_time, signer_roles
+from ledger.entry import (
+    EXCHANGE,
+    Entry,
+    SignedStatement,
+    Statement,
+    format_time,
+    key_id_for,
+    parse_time,
+    signer_roles,
+)
 from ledger.errors import FormatError, VerificationError
+from ledger.note import Ed25519Signer
 from ledger.sql import ReplayError, SqlLedger
 
 
@@ -77,6 +89,24 @@ def check_statement(
     except VerificationError:
         raise Forbidden(f"the signature does not verify with key {key.key_id}") from None
     return key
+
+
+def exchange_statement(
+    log_signer: Ed25519Signer, entry_type: str, body: dict[str, Any]
+) -> SignedStatement:
+    """A statement the exchange itself makes, as the reserved member ``exchange``, signed with
+    the log key (auditors know that key from the vkey; the table of types limits what it signs).
+    """
+    statement = Statement(
+        type=entry_type,
+        body=body,
+        member=EXCHANGE,
+        key_id=key_id_for(log_signer.verifier.public_key),
+        nonce=secrets.token_urlsafe(18),
+        time=format_time(datetime.now(UTC)),
+        log=log_signer.name,
+    )
+    return SignedStatement(statement, log_signer.sign_bytes(statement.signing_bytes()))
 
 
 def record_statement(session: Session, signed: SignedStatement) -> Entry:

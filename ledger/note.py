@@ -428,6 +428,10 @@ class Ed25519Signer:
             self._name, self.key_id, ALG_ED25519, _seed_raw(self._key)
         )
 
+    def sign_bytes(self, message: bytes) -> bytes:
+        """A plain Ed25519 signature over ``message`` (for the log's own ledger statements)."""
+        return self._key.sign(message)
+
     def sign(self, text: str) -> NoteSignature:
         """Sign the note text (UTF-8, including its final newline)."""
         _check_note_chars(text, "note text")

@@ -223,12 +223,33 @@ def publish(slug: str, body: PublishIn, caller: CurrentMember, exchange: Exchang
         signed=parse_signed_statement(body.signed.model_dump()),
     )
     publishing.check_publication(publication)
-    publishing.verify_claims(exchange.store, manifest, workers=exchange.settings.ingest_workers)
+    sketch = publishing.verify_claims(
+        exchange.store, manifest, workers=exchange.settings.ingest_workers
+    )
     with exchange.transaction() as session:
         done = publishing.record_version(
-            session, publication, caller=caller, policy=exchange.statement_policy
+            session,
+            publication,
+            caller=caller,
+            policy=exchange.statement_policy,
+            sketch=sketch,
+            log_signer=exchange.log_signer,
         )
         return _version_out(session, done.version)
+
+
+@router.post("/versions/{version_id}/clear", response_model=VersionOut)
+def clear(
+    version_id: str, body: SignedStatementIn, caller: CurrentMember, exchange: ExchangeDep
+) -> VersionOut:
+    """Release a version held for overlap (operators; a signed ``dataset.version.cleared``)."""
+    require_role(caller, "operator")
+    signed = parse_signed_statement(body.model_dump())
+    if signed.statement.body.get("version") != version_id:
+        raise InvalidInput("the statement names another version than the URL")
+    with exchange.transaction() as session:
+        publishing.clear_version(session, signed, caller=caller, policy=exchange.statement_policy)
+        return _version_out(session, _version(session, version_id))
 
 
 def _version_out(session: Session, version: DatasetVersion) -> VersionOut:

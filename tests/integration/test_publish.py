@@ -276,3 +276,66 @@ def test_croissant_export_through_the_api(
     assert digests == {f.name: f.sha256 for f in published.manifest.files}
     dataset = mlcroissant.Dataset(jsonld=json.loads(json.dumps(document)))
     assert dataset.metadata.name
+
+
+def test_a_copied_corpus_is_flagged_until_an_operator_clears_it(
+    live_server: LiveServer, provider: Member, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    original = tmp_path / "original"
+    original.mkdir()
+    with (original / "data.jsonl").open("w") as handle:
+        for i in range(300):
+            handle.write(
+                json.dumps({"text": f"Original essay {i} on the migration of birds across oceans."})
+                + "\n"
+            )
+    publish_corpus(provider.client, [original], slug="birds", workers=1)
+    with live_server.operator() as operator:
+        copier = register(operator, live_server.url, "copier", ["provider"])
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    (copied / "mine.jsonl").write_text((original / "data.jsonl").read_text())
+    flagged = publish_corpus(copier.client, [copied], slug="my-birds", workers=1).version
+    assert flagged["status"] == "flagged"
+    report = flagged["stats"]["overlap"]
+    assert (
+        report["overlaps"][0]["provider"] == "acme"
+        and report["overlaps"][0]["exact"]["fraction"] == 1.0
+    )
+    flag_entry = Entry.from_bytes(
+        base64.b64decode(provider.client.entry(flagged["published_seq"] + 1)["canonical"])
+    )
+    assert flag_entry.statement.type == "dataset.version.flagged"
+    assert flag_entry.statement.member == "exchange"
+
+    (original / "more.txt").write_text("a new line of the provider's own\n")
+    own = publish_corpus(provider.client, [original], slug="birds", workers=1).version
+    assert own["status"] == "published"  # overlapping one's own corpus is no one's loss
+    with pytest.raises(ClientError) as not_operator:
+        copier.client.clear_version(flagged["id"], "it is mine")
+    assert not_operator.value.status == 403
+    with live_server.operator() as operator:
+        cleared = operator.clear_version(flagged["id"], "licensed from acme, contract 42")
+    assert cleared["status"] == "published"
+
+    audit = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exchange",
+            "audit",
+            "verify",
+            "--server",
+            live_server.url,
+            "--vkey",
+            live_server.prepared.vkey,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={"CORPUSX_CONFIG_DIR": str(tmp_path / "auditor"), "PATH": ""},
+    )
+    assert audit.returncode == 0, audit.stderr

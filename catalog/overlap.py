@@ -1,0 +1,997 @@
+"""Overlap sketches: what a version shares with other corpora, exactly and nearly.
+
+Pure computing, no database (``catalog.overlap_index`` stores and queries the sketches);
+``docs/overlap.md`` explains the method, the parameters and the costs. In short:
+
+- **Exact overlap.** Every document of at least :data:`MIN_DOCUMENT_BYTES` bytes is known by
+  its SHA-256. Shorter ones ("Thank you!", "}") are shared by unrelated corpora and are no one's
+  property: they are counted but neither indexed nor matched.
+- **Shingles.** A document's first :data:`MAX_SKETCH_BYTES` bytes, decoded, NFKC-normalised and
+  lower-cased, are cut into tokens: runs of letters, marks and digits (Unicode categories L, M,
+  N), except that each character of a script written without spaces (Han, kana, Thai, Lao,
+  Khmer, Myanmar) is a token of its own. The shingles are the runs of :data:`SHINGLE_TOKENS`
+  consecutive tokens (word 5-grams; character 5-grams in Chinese and Japanese); a document with
+  fewer tokens has one shingle, all of them. Punctuation, case, spacing and Unicode
+  compatibility forms therefore change nothing.
+- **MinHash.** Each shingle gets a 64-bit hash; the signature holds, for each of
+  :data:`PERMUTATIONS` hash functions ``h_i(x) = a_i * x + b_i mod 2^64``, the minimum over the
+  shingles. Two documents agree in one position with probability ~ their Jaccard similarity.
+- **LSH.** The signature is cut into :data:`BANDS` bands of :data:`ROWS` rows; each band is
+  hashed to one signed 64-bit *band key*. Two documents of Jaccard similarity ``J`` share at least
+  one key with probability ``1 - (1 - J^ROWS)^BANDS`` (:func:`collision_probability`): 0.5 at
+  J = 0.51, 0.92 at 0.65, 0.996 at 0.8; 0.047 at 0.3 and 0.0002 at 0.1.
+- **Sampling by content.** Only a sample of documents is sketched and indexed, chosen by content
+  so that two near-duplicates are chosen together: a document's *level* is the number of
+  trailing zero bits (at most :data:`MAX_SAMPLE_LEVEL`) of a hash of its minimum shingle under a
+  separate hash function, so near-duplicates of Jaccard ``J`` have the same level with
+  probability at least ``J``. A version keeps the documents of level >= its *sample level*: the
+  smallest level leaving at most :data:`SAMPLE_TARGET` distinct documents, but no more than
+  :data:`MAX_SAMPLE_LEVEL`. Small versions are sampled whole; large ones 1 document in 16.
+  Levels nest, so two versions are compared on the documents of level >= the larger of their
+  two sample levels.
+
+:class:`FileSketch` is an ingest observer for one file (``ingest_file(..., observer=sketch)``):
+it sees every document once, on the ingestion's single read. :meth:`VersionSketch.from_files`
+combines the files of a version (in manifest order) into what is indexed and looked up.
+:class:`OverlapReport` is the result of a lookup; :class:`OverlapPolicy` says when an overlap is
+substantial.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import sys
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from catalog.documents import Buffer
+from catalog.errors import ManifestError
+from catalog.manifest import is_version_id
+from catalog.readers import Batch
+from ledger.canonical import canonical_bytes, parse_json
+from ledger.errors import FormatError
+
+__all__ = [
+    "BANDS",
+    "MAX_SAMPLE_LEVEL",
+    "MAX_SKETCH_BYTES",
+    "MIN_DOCUMENT_BYTES",
+    "PERMUTATIONS",
+    "REPORT_FORMAT",
+    "ROWS",
+    "SAMPLE_TARGET",
+    "SHINGLE_TOKENS",
+    "SKETCH_SCHEME",
+    "DocumentSketch",
+    "FileSketch",
+    "IndexedVersion",
+    "OverlapPolicy",
+    "OverlapReport",
+    "VersionMatches",
+    "VersionOverlap",
+    "VersionSketch",
+    "build_report",
+    "collision_probability",
+    "estimate_jaccard",
+    "normalise",
+    "shingle_hashes",
+    "signature",
+    "sketch_document",
+]
+
+SKETCH_SCHEME = "corpusx/overlap-sketch@v1"
+"""Names every choice below; sketches of different schemes are not comparable."""
+REPORT_FORMAT = "corpusx/overlap-report@v1"
+
+MIN_DOCUMENT_BYTES = 32
+MAX_SKETCH_BYTES = 1 << 20
+SHINGLE_TOKENS = 5
+BANDS = 20
+ROWS = 5
+PERMUTATIONS = BANDS * ROWS
+SAMPLE_TARGET = 4096
+MAX_SAMPLE_LEVEL = 4
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+
+# -- constants, derived from the scheme name so that every machine has the same ones -----------
+
+
+def _constant(label: str, index: int = 0) -> int:
+    digest = hashlib.blake2b(
+        f"{SKETCH_SCHEME}/{label}/{index}".encode(), digest_size=8, person=b"corpusx-ovl"
+    ).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _constants(label: str, count: int, *, odd: bool = False) -> U64:
+    return np.array([_constant(label, i) | int(odd) for i in range(count)], dtype=np.uint64)
+
+
+_MASK64 = (1 << 64) - 1
+_BASE = _constant("token-base") | 1
+_TOKEN_WEIGHTS = _constants("shingle-weight", SHINGLE_TOKENS, odd=True)
+_PERM_A = _constants("permutation-a", PERMUTATIONS, odd=True)
+_PERM_B = _constants("permutation-b", PERMUTATIONS)
+_ROW_WEIGHTS = _constants("row-weight", ROWS, odd=True)
+_BAND_SALTS = _constants("band-salt", BANDS)
+_SAMPLE_SEED = np.uint64(_constant("sample-seed"))
+_LEVEL_SEED = np.uint64(_constant("level-seed"))
+_FMIX_1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX_2 = np.uint64(0xC4CEB9FE1A85EC53)
+_SHIFT = np.uint64(33)
+
+_GROUP_CHARACTERS = 1 << 21
+"""Texts are hashed in groups of at most this many code points (bounds the temporary arrays)."""
+_MAX_TEXT_CHARACTERS = 1 << 20
+_SIGNATURE_ROWS = 4096
+"""Shingles per step of the signature computation (a step's array is this x PERMUTATIONS)."""
+_LEVEL_MASK = (1 << MAX_SAMPLE_LEVEL) - 1
+_LEVEL_OF_LOW_BITS = np.array(
+    [MAX_SAMPLE_LEVEL if v == 0 else (v & -v).bit_length() - 1 for v in range(_LEVEL_MASK + 1)],
+    dtype=np.int8,
+)
+
+# Scripts written without spaces between words: each character is a token.
+_UNSPACED_RANGES = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0x20000, 0x3FFFF),  # CJK extensions B and later (planes 2 and 3)
+)
+_CLASS_LIMIT = 0x40000
+"""Code points from here on (unassigned planes, tags, private use) are not word characters."""
+_NOT_WORD, _SPACED, _UNSPACED = 0, 1, 2
+
+
+def _fmix(x: U64) -> U64:
+    """MurmurHash3's 64-bit finaliser: every input bit reaches every output bit."""
+    x = x ^ (x >> _SHIFT)
+    x = x * _FMIX_1
+    x = x ^ (x >> _SHIFT)
+    x = x * _FMIX_2
+    return x ^ (x >> _SHIFT)
+
+
+@functools.cache
+def _character_classes() -> npt.NDArray[np.uint8]:
+    """Word class of every code point (those from _CLASS_LIMIT on are not word characters)."""
+    classes = np.zeros(sys.maxunicode + 1, dtype=np.uint8)
+    category = unicodedata.category
+    for code in range(_CLASS_LIMIT):
+        if category(chr(code))[0] in "LMN":
+            classes[code] = _SPACED
+    for low, high in _UNSPACED_RANGES:
+        block = classes[low : high + 1]
+        block[block == _SPACED] = _UNSPACED
+    return classes
+
+
+@functools.cache
+def _powers() -> tuple[U64, U64]:
+    """Powers of the token base and of its inverse mod 2^64, one per position in a group."""
+    count = _GROUP_CHARACTERS + 1
+    up = np.full(count, _BASE, dtype=np.uint64)
+    down = np.full(count, pow(_BASE, -1, 1 << 64), dtype=np.uint64)
+    up[0] = down[0] = 1
+    return np.cumprod(up, dtype=np.uint64), np.cumprod(down, dtype=np.uint64)
+
+
+# -- one document ------------------------------------------------------------------------------
+
+
+def normalise(document: Buffer) -> str:
+    """The text that is shingled: the first MAX_SKETCH_BYTES bytes, NFKC, lower case, at most
+    2^20 characters. A character cut at the end, or any byte that is not UTF-8, is dropped.
+    """
+    head = bytes(document[:MAX_SKETCH_BYTES])
+    text = unicodedata.normalize("NFKC", head.decode("utf-8", "ignore")).lower()
+    return text[:_MAX_TEXT_CHARACTERS]  # compatibility forms can expand 18-fold
+
+
+def shingle_hashes(text: str) -> U64:
+    """The 64-bit hashes of a normalised text's shingles, in text order (not deduplicated)."""
+    hashes, bounds = _shingles([text])
+    return hashes[bounds[0] : bounds[1]]
+
+
+def signature(text: str) -> U64 | None:
+    """The MinHash signature (PERMUTATIONS values) of a normalised text; None without tokens."""
+    hashes, bounds = _shingles([text])
+    if bounds[1] == bounds[0]:
+        return None
+    (only,) = _signatures(hashes, bounds, np.array([0]))
+    result: U64 = only
+    return result
+
+
+def estimate_jaccard(a: U64, b: U64) -> float:
+    """The share of positions where two signatures agree: an estimate of Jaccard similarity."""
+    return float(np.count_nonzero(a == b)) / len(a)
+
+
+def collision_probability(jaccard: float, *, bands: int = BANDS, rows: int = ROWS) -> float:
+    """Probability that two documents of this Jaccard similarity share a band key (S-curve)."""
+    return 1.0 - (1.0 - jaccard**rows) ** bands
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSketch:
+    """One document, as the overlap index sees it. ``level`` is -1 without tokens (no keys)."""
+
+    sha256: bytes
+    level: int
+    band_keys: tuple[int, ...]
+
+
+def sketch_document(document: Buffer) -> DocumentSketch:
+    """The sketch of one document, whatever its level (for tests and inspection)."""
+    sha256 = hashlib.sha256(document).digest()
+    if len(document) < MIN_DOCUMENT_BYTES:
+        return DocumentSketch(sha256, -1, ())
+    hashes, bounds = _shingles([normalise(document)])
+    (level,) = _levels(hashes, bounds).tolist()
+    if level < 0:
+        return DocumentSketch(sha256, -1, ())
+    (keys,) = _band_keys(_signatures(hashes, bounds, np.array([0]))).tolist()
+    return DocumentSketch(sha256, level, tuple(keys))
+
+
+# -- many documents at once (the hot path: one numpy pass per group of texts) ------------------
+
+
+def _shingles(texts: Sequence[str]) -> tuple[U64, npt.NDArray[np.intp]]:
+    """Shingle hashes of all texts, concatenated, and ``bounds``: text i has
+    ``hashes[bounds[i]:bounds[i + 1]]``."""
+    parts: list[U64] = []
+    counts: list[npt.NDArray[np.intp]] = []
+    for group in _groups(texts):
+        hashes, per_text = _group_shingles(group)
+        parts.append(hashes)
+        counts.append(per_text)
+    bounds = np.zeros(len(texts) + 1, dtype=np.intp)
+    if texts:
+        np.cumsum(np.concatenate(counts), out=bounds[1:])
+    joined = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+    return joined, bounds
+
+
+def _groups(texts: Sequence[str]) -> Iterable[Sequence[str]]:
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        if size and size + len(text) + 1 > _GROUP_CHARACTERS:
+            yield texts[start:i]
+            start, size = i, 0
+        size += len(text) + 1
+    if start < len(texts) or not texts:
+        yield texts[start:]
+
+
+def _group_shingles(texts: Sequence[str]) -> tuple[U64, npt.NDArray[np.intp]]:
+    """Shingle hashes of a few texts joined by a non-word separator, and the count per text."""
+    joined = "\x00".join(texts)
+    codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32]
+    if joined.isascii():  # the common case: a byte per character
+        codes = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    else:
+        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    if not len(codes):
+        return np.empty(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.intp)
+    starts, ends = _token_spans(codes)
+    tokens = _span_hashes(codes, starts, ends)
+    lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.intp, count=len(texts))
+    text_starts = np.cumsum(lengths) - lengths
+    owner = np.searchsorted(text_starts, starts, side="right") - 1
+    return _combine(tokens, owner, len(texts))
+
+
+def _token_spans(
+    codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    classes = _character_classes()[codes]
+    spaced = (classes == _SPACED).view(np.int8)
+    edges = np.diff(spaced, prepend=np.int8(0), append=np.int8(0))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    if codes.dtype == np.uint8:
+        return starts, ends  # no unspaced script below U+0100
+    unspaced = np.flatnonzero(classes == _UNSPACED)
+    if len(unspaced):
+        starts = np.concatenate((starts, unspaced))
+        ends = np.concatenate((ends, unspaced + 1))
+        order = np.argsort(starts, kind="stable")
+        starts, ends = starts[order], ends[order]
+    return starts, ends
+
+
+def _span_hashes(
+    codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32],
+    starts: npt.NDArray[np.intp],
+    ends: npt.NDArray[np.intp],
+) -> U64:
+    """Polynomial hash of each span, sum(c_i * B^(end-1-i)) mod 2^64, from one prefix sum."""
+    up, down = _powers()
+    prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
+    np.multiply(codes, down[: len(codes)], out=prefix[1:])
+    np.cumsum(prefix[1:], out=prefix[1:])
+    return (prefix[ends] - prefix[starts]) * up[ends - 1]
+
+
+def _combine(
+    tokens: U64, owner: npt.NDArray[np.intp], text_count: int
+) -> tuple[U64, npt.NDArray[np.intp]]:
+    """Shingles from token hashes: runs of SHINGLE_TOKENS within one text, or all of a short
+    text's tokens; returns them grouped by text, and the count per text."""
+    k = SHINGLE_TOKENS
+    per_text = np.bincount(owner, minlength=text_count)
+    windows = max(len(tokens) - k + 1, 0)
+    combined = np.zeros(windows, dtype=np.uint64)
+    for j in range(k if windows else 0):
+        combined += tokens[j : j + windows] * _TOKEN_WEIGHTS[j]
+    whole = owner[:windows] == owner[k - 1 : k - 1 + windows]
+    hashes, hash_owner = combined[whole], owner[:windows][whole]
+    short = np.flatnonzero((per_text > 0) & (per_text < k))
+    if len(short):
+        first = np.searchsorted(owner, short)
+        extra = np.zeros(len(short), dtype=np.uint64)
+        for j in range(k - 1):
+            present = per_text[short] > j
+            extra[present] += tokens[first[present] + j] * _TOKEN_WEIGHTS[j]
+        hashes = np.concatenate((hashes, extra))
+        hash_owner = np.concatenate((hash_owner, short))
+        order = np.argsort(hash_owner, kind="stable")
+        hashes, hash_owner = hashes[order], hash_owner[order]
+    counts = np.bincount(hash_owner, minlength=text_count).astype(np.intp)
+    return _fmix(hashes), counts
+
+
+def _levels(hashes: U64, bounds: npt.NDArray[np.intp]) -> npt.NDArray[np.int8]:
+    """Each text's sample level, from its minimum shingle under the sampling hash (-1: none)."""
+    levels = np.full(len(bounds) - 1, -1, dtype=np.int8)
+    present = np.flatnonzero(bounds[1:] > bounds[:-1])
+    if len(present):
+        anchors = np.minimum.reduceat(_fmix(hashes ^ _SAMPLE_SEED), bounds[present])
+        low = _fmix(anchors ^ _LEVEL_SEED) & np.uint64(_LEVEL_MASK)
+        levels[present] = _LEVEL_OF_LOW_BITS[low.astype(np.intp)]
+    return levels
+
+
+def _signatures(hashes: U64, bounds: npt.NDArray[np.intp], chosen: npt.NDArray[np.intp]) -> U64:
+    """MinHash signatures of the chosen texts, in steps of _SIGNATURE_ROWS shingles."""
+    out = np.full((len(chosen), PERMUTATIONS), _MASK64, dtype=np.uint64)
+    if not len(chosen):
+        return out
+    sizes = bounds[chosen + 1] - bounds[chosen]
+    row_text = np.repeat(np.arange(len(chosen)), sizes)
+    row_offset = np.arange(len(row_text)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    rows = hashes[np.repeat(bounds[chosen], sizes) + row_offset]
+    for step in range(0, len(rows), _SIGNATURE_ROWS):
+        values = rows[step : step + _SIGNATURE_ROWS, None] * _PERM_A + _PERM_B
+        texts = row_text[step : step + _SIGNATURE_ROWS]
+        firsts = np.flatnonzero(np.diff(texts, prepend=-1))
+        partial = np.minimum.reduceat(values, firsts, axis=0)
+        targets = texts[firsts]
+        out[targets] = np.minimum(out[targets], partial)
+    return out
+
+
+def _band_keys(signatures: U64) -> I64:
+    """One signed 64-bit key per band: fmix(sum of row * weight + band salt)."""
+    bands = signatures.reshape(len(signatures), BANDS, ROWS)
+    mixed = _fmix((bands * _ROW_WEIGHTS).sum(axis=2, dtype=np.uint64) + _BAND_SALTS)
+    return mixed.view(np.int64)
+
+
+# -- collecting a version ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Sample:
+    record: int
+    count: int
+    level: int
+    keys: bytes
+
+
+class FileSketch:
+    """Ingest observer for one file: hashes every document, sketches the sampled ones.
+
+    Use as ``ingest_file(path, name=name, observer=FileSketch(name))``; pickles, so workers can
+    return it. Memory: 33 bytes per record plus ~350 bytes per sampled document.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.records = 0
+        self._hashes = bytearray()
+        self._short = bytearray()
+        self._samples: dict[bytes, _Sample] = {}
+        self._level = 0
+
+    @property
+    def level(self) -> int:
+        return self._level
+
+    def __call__(self, batch: Batch, leaves: list[bytes]) -> None:
+        del leaves  # they hash the document hashes; the index keeps the document hashes
+        documents = batch.documents
+        digests = [hashlib.sha256(d).digest() for d in documents]
+        self._hashes += b"".join(digests)
+        self._short += bytes(len(d) < MIN_DOCUMENT_BYTES for d in documents)
+        candidates: dict[bytes, int] = {}  # first occurrence in this batch of a new document
+        repeats: dict[bytes, int] = {}
+        for i, (document, digest) in enumerate(zip(documents, digests, strict=True)):
+            if len(document) < MIN_DOCUMENT_BYTES:
+                continue
+            sample = self._samples.get(digest)
+            if sample is not None:
+                sample.count += 1
+            elif digest in candidates:
+                repeats[digest] = repeats.get(digest, 1) + 1
+            else:
+                candidates[digest] = i
+        if candidates:
+            self._add(batch.start, candidates, repeats, documents)
+        self.records = batch.start + len(documents)
+
+    def _add(
+        self,
+        start: int,
+        candidates: dict[bytes, int],
+        repeats: dict[bytes, int],
+        documents: list[Buffer],
+    ) -> None:
+        """Level the new documents, settle the sample level, then sketch only those kept."""
+        hashes, bounds = _shingles([normalise(documents[i]) for i in candidates.values()])
+        levels = _levels(hashes, bounds)
+        self._level = _settle(self._samples, self._level, arriving=levels)
+        chosen = np.flatnonzero(levels >= self._level)
+        keys = _band_keys(_signatures(hashes, bounds, chosen))
+        digests = list(candidates)
+        for row, index in enumerate(chosen.tolist()):
+            digest = digests[index]
+            self._samples[digest] = _Sample(
+                start + candidates[digest],
+                repeats.get(digest, 1),
+                int(levels[index]),
+                keys[row].tobytes(),
+            )
+
+    def _state(self) -> tuple[bytes, bytes, dict[bytes, _Sample]]:
+        return bytes(self._hashes), bytes(self._short), self._samples
+
+
+def _settle(
+    samples: dict[bytes, _Sample], level: int, *, arriving: npt.NDArray[np.int8] | None = None
+) -> int:
+    """The sample level once ``arriving`` levels join ``samples``: the smallest (from ``level``
+    up, at most MAX_SAMPLE_LEVEL) leaving at most SAMPLE_TARGET distinct documents. Samples
+    below it are dropped. The result depends on the set of documents only, not on the order.
+    """
+    if level == MAX_SAMPLE_LEVEL:
+        return level  # every sample is at it already
+    present = np.array([s.level for s in samples.values()], dtype=np.int8)
+    if arriving is not None:
+        present = np.concatenate((present, arriving[arriving >= 0]))
+    per_level = np.bincount(present, minlength=MAX_SAMPLE_LEVEL + 1)
+    at_least = np.cumsum(per_level[::-1])[::-1]
+    while level < MAX_SAMPLE_LEVEL and at_least[level] > SAMPLE_TARGET:
+        level += 1
+    for digest in [d for d, s in samples.items() if s.level < level]:
+        del samples[digest]
+    return level
+
+
+@dataclass(frozen=True, eq=False)
+class VersionSketch:
+    """A version's documents as the overlap index sees them. Record numbers are version-wide:
+    files in manifest (name) order, then records within each file.
+
+    ``documents`` are the distinct indexed document hashes, sorted, with the version-wide
+    record of each one's first occurrence and its number of occurrences. The samples are the
+    distinct documents of level >= ``sample_level``, in record order.
+    """
+
+    files: tuple[tuple[str, int], ...]
+    records: int
+    documents: tuple[bytes, ...]
+    first_records: I64
+    occurrences: I64
+    sample_level: int
+    sample_hashes: tuple[bytes, ...]
+    sample_records: I64
+    sample_occurrences: I64
+    sample_levels: npt.NDArray[np.int8]
+    sample_keys: I64
+    scheme: str = field(default=SKETCH_SCHEME)
+
+    @property
+    def indexed_records(self) -> int:
+        """Records long enough to be indexed (MIN_DOCUMENT_BYTES), duplicates included."""
+        return int(self.occurrences.sum())
+
+    def level_counts(self) -> tuple[int, ...]:
+        """Distinct sampled documents per level, for levels 0 .. MAX_SAMPLE_LEVEL."""
+        counts = np.bincount(self.sample_levels, minlength=MAX_SAMPLE_LEVEL + 1)
+        return tuple(int(c) for c in counts)
+
+    def locate(self, record: int) -> tuple[str, int]:
+        """The file name and in-file index of a version-wide record number."""
+        offset = 0
+        for name, count in self.files:
+            if record < offset + count:
+                return name, record - offset
+            offset += count
+        raise IndexError(f"record {record} is beyond the version's {self.records} records")
+
+    @classmethod
+    def from_files(cls, files: Iterable[FileSketch]) -> VersionSketch:
+        ordered = sorted(files, key=lambda f: f.name)
+        hashes, short, samples = bytearray(), bytearray(), dict[bytes, _Sample]()
+        level, offset = 0, 0
+        for sketch in ordered:
+            file_hashes, file_short, file_samples = sketch._state()
+            hashes += file_hashes
+            short += file_short
+            level = max(level, sketch.level)
+            for digest, sample in file_samples.items():
+                known = samples.get(digest)
+                if known is None:
+                    samples[digest] = _Sample(
+                        offset + sample.record, sample.count, sample.level, sample.keys
+                    )
+                else:
+                    known.count += sample.count
+            offset += sketch.records
+        samples = {d: s for d, s in samples.items() if s.level >= level}
+        level = _settle(samples, level)
+        return cls._build(ordered, offset, bytes(hashes), bytes(short), samples, level)
+
+    @classmethod
+    def _build(
+        cls,
+        files: Sequence[FileSketch],
+        records: int,
+        hashes: bytes,
+        short: bytes,
+        samples: dict[bytes, _Sample],
+        level: int,
+    ) -> VersionSketch:
+        all_hashes = np.frombuffer(hashes, dtype="V32")
+        long = np.flatnonzero(np.frombuffer(short, dtype=np.uint8) == 0)
+        unique, first, counts = np.unique(all_hashes[long], return_index=True, return_counts=True)
+        ordered = sorted(samples.items(), key=lambda item: item[1].record)
+        keys = np.frombuffer(b"".join(s.keys for _, s in ordered), dtype=np.int64)
+        return cls(
+            files=tuple((f.name, f.records) for f in files),
+            records=records,
+            documents=tuple(unique.tolist()),
+            first_records=long[first].astype(np.int64),
+            occurrences=counts.astype(np.int64),
+            sample_level=level,
+            sample_hashes=tuple(d for d, _ in ordered),
+            sample_records=np.array([s.record for _, s in ordered], dtype=np.int64),
+            sample_occurrences=np.array([s.count for _, s in ordered], dtype=np.int64),
+            sample_levels=np.array([s.level for _, s in ordered], dtype=np.int8),
+            sample_keys=keys.reshape(len(ordered), BANDS),
+        )
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OverlapPolicy:
+    """When an overlap with another provider's version is *substantial*.
+
+    Any one of these: at least ``exact_fraction`` of the new version's indexed records, or of
+    the other version's indexed documents, are exactly shared; or at least ``near_fraction`` of
+    the new version's compared sample, or of the other version's, has a near-duplicate in the
+    other. A near-duplicate fraction counts only when its sample has ``min_near_sample``
+    documents or is complete (both versions sampled whole, level 0).
+    """
+
+    exact_fraction: float = 0.10
+    near_fraction: float = 0.30
+    min_near_sample: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("exact_fraction", "near_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ManifestError(f"policy {name} must be a number")
+            if not 0 < value <= 1:
+                raise ManifestError(f"policy {name} must be in (0, 1], not {value}")
+        _count(self.min_near_sample, "policy min_near_sample")
+
+    def reasons(self, overlap: VersionOverlap) -> tuple[str, ...]:
+        """Why ``overlap`` is substantial (empty: it is not)."""
+        found: list[str] = []
+        if overlap.exact_fraction >= self.exact_fraction:
+            found.append(
+                f"{overlap.exact_fraction:.1%} of the new version's records are exact copies"
+            )
+        if overlap.exact_fraction_of_other >= self.exact_fraction:
+            found.append(
+                f"{overlap.exact_fraction_of_other:.1%} of the other version's documents are "
+                "copied exactly"
+            )
+        trusted = overlap.compared_level == 0 or overlap.near_sample >= self.min_near_sample
+        if trusted and overlap.near_fraction >= self.near_fraction:
+            found.append(
+                f"~{overlap.near_fraction:.1%} of the new version's records have a "
+                f"near-duplicate there (sample of {overlap.near_sample})"
+            )
+        trusted = overlap.compared_level == 0 or overlap.other_sample >= self.min_near_sample
+        if trusted and overlap.near_fraction_of_other >= self.near_fraction:
+            found.append(
+                f"~{overlap.near_fraction_of_other:.1%} of the other version's documents have a "
+                f"near-duplicate here (sample of {overlap.other_sample})"
+            )
+        return tuple(found)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "exact_fraction": self.exact_fraction,
+            "near_fraction": self.near_fraction,
+            "min_near_sample": self.min_near_sample,
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> OverlapPolicy:
+        data = _object(value, ("exact_fraction", "near_fraction", "min_near_sample"), "policy")
+        return cls(data["exact_fraction"], data["near_fraction"], data["min_near_sample"])
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedVersion:
+    """What the index knows of another version (and names it by)."""
+
+    version: str
+    provider: str
+    dataset: str
+    label: str
+    documents: int
+    sample_level: int
+    level_counts: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionMatches:
+    """What a lookup found in one other version: positions in ``VersionSketch.documents`` that
+    it holds too, and (sample position, its record) pairs of band-key collisions."""
+
+    exact: Sequence[int] = ()
+    near: Sequence[tuple[int, int]] = ()
+
+
+EXAMPLES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class VersionOverlap:
+    """How much the new version shares with one other version, and the verdict.
+
+    Fractions of the new version count records (duplicates included), fractions of the other
+    count its distinct documents. ``near_*`` compare the two samples at ``compared_level``.
+    Examples are version-wide record numbers: ``(record, document sha256)`` for exact copies,
+    ``(record here, record there)`` for near-duplicates.
+    """
+
+    version: str
+    provider: str
+    dataset: str
+    label: str
+    exact_documents: int
+    exact_records: int
+    exact_fraction: float
+    exact_fraction_of_other: float
+    compared_level: int
+    near_sample: int
+    near_records: int
+    near_fraction: float
+    other_sample: int
+    other_matched: int
+    near_fraction_of_other: float
+    exact_examples: tuple[tuple[int, str], ...]
+    near_examples: tuple[tuple[int, int], ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def substantial(self) -> bool:
+        return bool(self.reasons)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "provider": self.provider,
+            "dataset": self.dataset,
+            "label": self.label,
+            "exact": {
+                "documents": self.exact_documents,
+                "records": self.exact_records,
+                "fraction": self.exact_fraction,
+                "fraction_of_other": self.exact_fraction_of_other,
+                "examples": [[r, h] for r, h in self.exact_examples],
+            },
+            "near": {
+                "level": self.compared_level,
+                "sample": self.near_sample,
+                "records": self.near_records,
+                "fraction": self.near_fraction,
+                "other_sample": self.other_sample,
+                "other_matched": self.other_matched,
+                "fraction_of_other": self.near_fraction_of_other,
+                "examples": [[r, o] for r, o in self.near_examples],
+            },
+            "substantial": self.substantial,
+            "reasons": list(self.reasons),
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> VersionOverlap:
+        keys = ("version", "provider", "dataset", "label", "exact", "near", "substantial")
+        data = _object(value, (*keys, "reasons"), "overlap")
+        exact = _object(
+            data["exact"],
+            ("documents", "records", "fraction", "fraction_of_other", "examples"),
+            "exact",
+        )
+        near = _object(
+            data["near"],
+            (
+                "level",
+                "sample",
+                "records",
+                "fraction",
+                "other_sample",
+                "other_matched",
+                "fraction_of_other",
+                "examples",
+            ),
+            "near",
+        )
+        if not is_version_id(data["version"]):
+            raise ManifestError(f"overlap version is not a version id: {data['version']!r}")
+        reasons = _strings(data["reasons"], "reasons")
+        if data["substantial"] is not bool(reasons):
+            raise ManifestError("an overlap is substantial exactly when it has reasons")
+        return cls(
+            version=data["version"],
+            provider=_string(data["provider"], "provider"),
+            dataset=_string(data["dataset"], "dataset"),
+            label=_string(data["label"], "label"),
+            exact_documents=_count(exact["documents"], "exact documents"),
+            exact_records=_count(exact["records"], "exact records"),
+            exact_fraction=_fraction(exact["fraction"], "exact fraction"),
+            exact_fraction_of_other=_fraction(exact["fraction_of_other"], "exact fraction"),
+            exact_examples=tuple(
+                (_count(r, "record"), _hex(h)) for r, h in _pairs(exact["examples"])
+            ),
+            compared_level=_count(near["level"], "near level"),
+            near_sample=_count(near["sample"], "near sample"),
+            near_records=_count(near["records"], "near records"),
+            near_fraction=_fraction(near["fraction"], "near fraction"),
+            other_sample=_count(near["other_sample"], "near other_sample"),
+            other_matched=_count(near["other_matched"], "near other_matched"),
+            near_fraction_of_other=_fraction(near["fraction_of_other"], "near fraction"),
+            near_examples=tuple(
+                (_count(r, "record"), _count(o, "record")) for r, o in _pairs(near["examples"])
+            ),
+            reasons=reasons,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OverlapReport:
+    """A new version against the index: its counts, the policy, one entry per other version
+    that shares anything (substantial ones first, then by the largest fraction)."""
+
+    records: int
+    indexed_records: int
+    documents: int
+    sample_level: int
+    sampled: int
+    policy: OverlapPolicy
+    overlaps: tuple[VersionOverlap, ...]
+    scheme: str = SKETCH_SCHEME
+
+    @property
+    def substantial(self) -> tuple[VersionOverlap, ...]:
+        return tuple(o for o in self.overlaps if o.substantial)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": REPORT_FORMAT,
+            "scheme": self.scheme,
+            "records": self.records,
+            "indexed_records": self.indexed_records,
+            "documents": self.documents,
+            "sample_level": self.sample_level,
+            "sampled": self.sampled,
+            "policy": self.policy.to_json(),
+            "overlaps": [o.to_json() for o in self.overlaps],
+        }
+
+    def to_bytes(self) -> bytes:
+        """Canonical (RFC 8785) JSON bytes."""
+        return canonical_bytes(self.to_json())
+
+    @classmethod
+    def from_json(cls, value: object) -> OverlapReport:
+        keys = ("format", "scheme", "records", "indexed_records", "documents", "sample_level")
+        data = _object(value, (*keys, "sampled", "policy", "overlaps"), "overlap report")
+        if data["format"] != REPORT_FORMAT:
+            raise ManifestError(f"report format must be {REPORT_FORMAT!r}: {data['format']!r}")
+        if not isinstance(data["overlaps"], list):
+            raise ManifestError("overlaps must be a list")
+        return cls(
+            records=_count(data["records"], "records"),
+            indexed_records=_count(data["indexed_records"], "indexed_records"),
+            documents=_count(data["documents"], "documents"),
+            sample_level=_count(data["sample_level"], "sample_level"),
+            sampled=_count(data["sampled"], "sampled"),
+            policy=OverlapPolicy.from_json(data["policy"]),
+            overlaps=tuple(VersionOverlap.from_json(o) for o in data["overlaps"]),
+            scheme=_string(data["scheme"], "scheme"),
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> OverlapReport:
+        try:
+            return cls.from_json(parse_json(data, what="overlap report"))
+        except FormatError as exc:
+            raise ManifestError(str(exc)) from None
+
+
+def build_report(
+    sketch: VersionSketch,
+    matches: Mapping[str, VersionMatches],
+    versions: Mapping[str, IndexedVersion],
+    *,
+    policy: OverlapPolicy,
+) -> OverlapReport:
+    """The report for ``sketch`` given what a lookup found, by other version id."""
+    overlaps = [
+        _overlap(sketch, versions[version], found, policy) for version, found in matches.items()
+    ]
+    overlaps.sort(
+        key=lambda o: (
+            not o.substantial,
+            -max(
+                o.exact_fraction,
+                o.exact_fraction_of_other,
+                o.near_fraction,
+                o.near_fraction_of_other,
+            ),
+            o.version,
+        )
+    )
+    return OverlapReport(
+        records=sketch.records,
+        indexed_records=sketch.indexed_records,
+        documents=len(sketch.documents),
+        sample_level=sketch.sample_level,
+        sampled=len(sketch.sample_hashes),
+        policy=policy,
+        overlaps=tuple(overlaps),
+        scheme=sketch.scheme,
+    )
+
+
+def _overlap(
+    sketch: VersionSketch, other: IndexedVersion, found: VersionMatches, policy: OverlapPolicy
+) -> VersionOverlap:
+    exact = np.unique(np.asarray(found.exact, dtype=np.intp))
+    exact_records = int(sketch.occurrences[exact].sum())
+    by_record = exact[np.argsort(sketch.first_records[exact], kind="stable")][:EXAMPLES]
+    level = max(sketch.sample_level, other.sample_level)
+    compared = sketch.sample_levels >= level
+    near_pairs = sorted({(s, r) for s, r in found.near if compared[s]})
+    hit = np.unique(np.array([s for s, _ in near_pairs], dtype=np.intp))
+    near_sample = int(sketch.sample_occurrences[compared].sum())
+    near_records = int(sketch.sample_occurrences[hit].sum())
+    other_sample = sum(other.level_counts[level:])
+    other_matched = len({r for _, r in near_pairs})
+    overlap = VersionOverlap(
+        version=other.version,
+        provider=other.provider,
+        dataset=other.dataset,
+        label=other.label,
+        exact_documents=len(exact),
+        exact_records=exact_records,
+        exact_fraction=_ratio(exact_records, sketch.indexed_records),
+        exact_fraction_of_other=_ratio(len(exact), other.documents),
+        exact_examples=tuple(
+            (int(sketch.first_records[i]), sketch.documents[i].hex()) for i in by_record
+        ),
+        compared_level=level,
+        near_sample=near_sample,
+        near_records=near_records,
+        near_fraction=_ratio(near_records, near_sample),
+        other_sample=other_sample,
+        other_matched=other_matched,
+        near_fraction_of_other=_ratio(other_matched, other_sample),
+        near_examples=tuple(
+            (int(sketch.sample_records[s]), r)
+            for s, r in sorted(near_pairs, key=lambda p: (int(sketch.sample_records[p[0]]), p[1]))
+        )[:EXAMPLES],
+        reasons=(),
+    )
+    return replace(overlap, reasons=policy.reasons(overlap))
+
+
+def _ratio(part: int, whole: int) -> float:
+    """part / whole, at most 1 (the other side's matches may include records of lower levels),
+    rounded to 6 digits so that reports compare equal after a JSON round trip."""
+    return round(min(1.0, part / whole), 6) if whole else 0.0
+
+
+# -- strict JSON shapes ------------------------------------------------------------------------
+
+
+def _object(value: object, keys: Sequence[str], what: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != set(keys):
+        found = sorted(value) if isinstance(value, dict) else type(value).__name__
+        raise ManifestError(f"{what} must have exactly the fields {sorted(keys)}: {found}")
+    return value
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ManifestError(f"{what} must be a non-negative integer")
+    return value
+
+
+def _fraction(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ManifestError(f"{what} must be a number in [0, 1]")
+    if isinstance(value, float) and math.isnan(value):
+        raise ManifestError(f"{what} must be a number in [0, 1]")
+    return float(value)
+
+
+def _string(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ManifestError(f"{what} must be a string")
+    return value
+
+
+def _strings(value: object, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ManifestError(f"{what} must be a list of strings")
+    return tuple(value)
+
+
+def _pairs(value: object) -> list[tuple[object, object]]:
+    if not isinstance(value, list) or len(value) > EXAMPLES:
+        raise ManifestError(f"examples must be a list of at most {EXAMPLES} pairs")
+    pairs: list[tuple[object, object]] = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise ManifestError("an example is a pair")
+        pairs.append((item[0], item[1]))
+    return pairs
+
+
+def _hex(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 64 or value != value.lower():
+        raise ManifestError("a document sha256 is 64 lowercase hex digits")
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise ManifestError("a document sha256 is 64 lowercase hex digits") from None
+    return value

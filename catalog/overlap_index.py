@@ -1,0 +1,318 @@
+"""The overlap index: every indexed version's document hashes and sampled band keys, in SQL.
+
+Three tables (migration 0003), on SQLite and PostgreSQL alike:
+
+- ``overlap_version``: one row per indexed version, with a small integer key that the two big
+  tables use instead of the 71-character version id, and what the report needs to compare
+  samples (documents, sample level, sampled documents per level).
+- ``overlap_document``: (sha256, version_key), one row per distinct indexed document of a
+  version. The primary key leads with the hash: it is the lookup index.
+- ``overlap_band``: (band_key, version_key, record), one row per band of each sampled
+  document; ``record`` is the version-wide record number of the document's first occurrence.
+
+Both big tables are clustered on their key on SQLite (``WITHOUT ROWID``). Nothing here
+commits: :func:`index_version` belongs in the publishing transaction, next to the version row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    LargeBinary,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, Session, SQLModel
+
+from catalog.errors import CatalogError
+from catalog.models import Dataset, DatasetVersion
+from catalog.overlap import (
+    BANDS,
+    IndexedVersion,
+    OverlapPolicy,
+    OverlapReport,
+    VersionMatches,
+    VersionSketch,
+    build_report,
+)
+
+__all__ = [
+    "INSERT_CHUNK",
+    "LOOKUP_CHUNK",
+    "OverlapBand",
+    "OverlapDocument",
+    "OverlapVersion",
+    "find_overlaps",
+    "index_version",
+]
+
+INSERT_CHUNK = 10_000
+"""Rows per executemany when indexing (PostgreSQL streams all rows through one COPY)."""
+LOOKUP_CHUNK = 2_000
+"""Keys per lookup statement (well under SQLite's limit of 32766 bound parameters)."""
+
+
+class OverlapVersion(SQLModel, table=True):
+    __tablename__ = "overlap_version"
+    __table_args__ = (CheckConstraint("sample_level >= 0", name="ck_overlap_version_sample_level"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: str = Field(foreign_key="dataset_version.id", unique=True, max_length=71)
+    scheme: str = Field(max_length=64, description="catalog.overlap.SKETCH_SCHEME")
+    records: int = Field(sa_type=BigInteger)
+    documents: int = Field(sa_type=BigInteger, description="distinct indexed documents")
+    sample_level: int
+    level_counts: list[int] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False),
+        description="distinct sampled documents per level 0..MAX_SAMPLE_LEVEL",
+    )
+    indexed_at: datetime
+
+
+class OverlapDocument(SQLModel, table=True):
+    __tablename__ = "overlap_document"
+    __table_args__ = (
+        CheckConstraint("length(sha256) = 32", name="ck_overlap_document_sha256"),
+        {"sqlite_with_rowid": False},
+    )
+
+    sha256: bytes = Field(sa_type=LargeBinary, primary_key=True)
+    version_key: int = Field(foreign_key="overlap_version.id", primary_key=True)
+
+
+class OverlapBand(SQLModel, table=True):
+    __tablename__ = "overlap_band"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    band_key: int = Field(sa_type=BigInteger, primary_key=True)
+    version_key: int = Field(foreign_key="overlap_version.id", primary_key=True)
+    record: int = Field(sa_type=BigInteger, primary_key=True)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+_VERSIONS = _table(OverlapVersion)
+_DOCUMENTS = _table(OverlapDocument)
+_BANDS = _table(OverlapBand)
+_DATASET_VERSIONS = _table(DatasetVersion)
+_DATASETS = _table(Dataset)
+
+
+# -- indexing ----------------------------------------------------------------------------------
+
+
+def index_version(
+    session: Session, version_id: str, sketch: VersionSketch, *, chunk: int = INSERT_CHUNK
+) -> int:
+    """Add a published version to the index (in the caller's transaction); returns its key.
+
+    CatalogError if the version is already indexed: versions are immutable, so is their entry.
+    """
+    connection = session.connection()
+    if connection.execute(
+        select(_VERSIONS.c.id).where(_VERSIONS.c.version_id == version_id)
+    ).first():
+        raise CatalogError(f"version {version_id} is already in the overlap index")
+    key = connection.execute(
+        insert(_VERSIONS).returning(_VERSIONS.c.id),
+        {
+            "version_id": version_id,
+            "scheme": sketch.scheme,
+            "records": sketch.records,
+            "documents": len(sketch.documents),
+            "sample_level": sketch.sample_level,
+            "level_counts": list(sketch.level_counts()),
+            "indexed_at": datetime.now(UTC),
+        },
+    ).scalar_one()
+    documents = ({"sha256": digest, "version_key": key} for digest in sketch.documents)
+    _insert(connection, _DOCUMENTS, documents, chunk)
+    records = sketch.sample_records.tolist()
+    bands = (
+        {"band_key": band_key, "version_key": key, "record": records[i]}
+        for i, keys in enumerate(sketch.sample_keys.tolist())
+        for band_key in keys
+    )
+    _insert(connection, _BANDS, bands, chunk)
+    return int(key)
+
+
+def _insert(
+    connection: Connection, table: Table, rows: Iterator[dict[str, Any]], chunk: int
+) -> None:
+    """Bulk insert: COPY on PostgreSQL, executemany in chunks elsewhere."""
+    if connection.dialect.name == "postgresql":
+        _copy(connection, table, rows)
+        return
+    statement = insert(table)
+    for batch in _batches(rows, chunk):
+        connection.execute(statement, batch)
+
+
+def _copy(connection: Connection, table: Table, rows: Iterator[dict[str, Any]]) -> None:
+    """psycopg's COPY on the session's own connection, so in the caller's transaction."""
+    columns = [c.name for c in table.columns]
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
+# -- looking up --------------------------------------------------------------------------------
+
+
+def find_overlaps(
+    session: Session,
+    sketch: VersionSketch,
+    *,
+    exclude_provider: str,
+    policy: OverlapPolicy | None = None,
+    chunk: int = LOOKUP_CHUNK,
+) -> OverlapReport:
+    """What ``sketch`` shares with the indexed versions of providers other than
+    ``exclude_provider`` (the publisher), judged by ``policy``.
+
+    Looks up every distinct document hash and every sampled band key, ``chunk`` at a time.
+    """
+    connection = session.connection()
+    dialect = connection.dialect.name
+    scope = {"exclude": exclude_provider, "scheme": sketch.scheme}
+    exact: defaultdict[int, list[int]] = defaultdict(list)
+    exact_lookup = _lookup(_DOCUMENTS, _DOCUMENTS.c.sha256, dialect)
+    for start, digests in _slices(sketch.documents, chunk):
+        position = {digest: start + i for i, digest in enumerate(digests)}
+        rows = connection.execute(exact_lookup, {"keys": list(digests), **scope})
+        for digest, version_key in rows:
+            exact[version_key].append(position[bytes(digest)])
+    near: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
+    band_lookup = _lookup(_BANDS, _BANDS.c.band_key, dialect, _BANDS.c.record)
+    keys, owners = _band_owners(sketch)
+    for start, chunk_keys in _slices(keys, chunk):
+        first = {key: start + i for i, key in enumerate(chunk_keys)}
+        hits = connection.execute(band_lookup, {"keys": list(chunk_keys), **scope})
+        for band_key, version_key, record in hits:
+            i = first[band_key]
+            near[version_key].extend((sample, record) for sample in owners[i])
+    versions = _describe(connection, set(exact) | set(near))
+    matches = {
+        versions[key].version: VersionMatches(exact=exact.get(key, ()), near=near.get(key, ()))
+        for key in versions
+    }
+    by_id = {v.version: v for v in versions.values()}
+    return build_report(sketch, matches, by_id, policy=policy or OverlapPolicy())
+
+
+def _band_owners(sketch: VersionSketch) -> tuple[list[int], list[list[int]]]:
+    """The distinct band keys of the samples, ascending (lookups walk the index in order), and
+    for each the samples that have it."""
+    flat = sketch.sample_keys.ravel()
+    order = np.argsort(flat, kind="stable")
+    keys, starts = np.unique(flat[order], return_index=True)
+    samples = (order // BANDS).tolist()
+    bounds = [*starts.tolist(), len(samples)]
+    owners = [samples[bounds[i] : bounds[i + 1]] for i in range(len(keys))]
+    return keys.tolist(), owners
+
+
+def _lookup(table: Table, key: Column[Any], dialect: str, *extra: Column[Any]) -> Select[Any]:
+    """Rows of ``table`` whose ``key`` is one of the bound ``keys``, in versions of the bound
+    ``scheme`` whose provider is not the bound ``exclude`` and which are not flagged.
+
+    The keys are one array parameter on PostgreSQL (a constant statement, prepared once by the
+    driver) and an expanding ``IN (...)`` elsewhere.
+    """
+    if dialect == "postgresql":
+        wanted = key == any_(bindparam("keys", type_=ARRAY(key.type)))
+    else:
+        wanted = key.in_(bindparam("keys", expanding=True))
+    versions = _VERSIONS.join(
+        _DATASET_VERSIONS, _DATASET_VERSIONS.c.id == _VERSIONS.c.version_id
+    ).join(_DATASETS, _DATASETS.c.id == _DATASET_VERSIONS.c.dataset_id)
+    return (
+        select(key, table.c.version_key, *extra)
+        .select_from(table.join(versions, _VERSIONS.c.id == table.c.version_key))
+        .where(
+            wanted,
+            _DATASETS.c.provider != bindparam("exclude"),
+            _VERSIONS.c.scheme == bindparam("scheme"),
+            # A version held for overlap is no prior art: until an operator clears it, it must
+            # not make the corpus it copied look like the copy.
+            _DATASET_VERSIONS.c.status != "flagged",
+        )
+    )
+
+
+def _describe(connection: Connection, keys: set[int]) -> dict[int, IndexedVersion]:
+    """Names and sample sizes of the indexed versions with these keys."""
+    found: dict[int, IndexedVersion] = {}
+    for _, chunk in _slices(sorted(keys), LOOKUP_CHUNK):
+        rows = connection.execute(
+            select(
+                _VERSIONS.c.id,
+                _VERSIONS.c.version_id,
+                _DATASETS.c.provider,
+                _DATASETS.c.slug,
+                _DATASET_VERSIONS.c.label,
+                _VERSIONS.c.documents,
+                _VERSIONS.c.sample_level,
+                _VERSIONS.c.level_counts,
+            )
+            .select_from(
+                _VERSIONS.join(
+                    _DATASET_VERSIONS, _DATASET_VERSIONS.c.id == _VERSIONS.c.version_id
+                ).join(_DATASETS, _DATASETS.c.id == _DATASET_VERSIONS.c.dataset_id)
+            )
+            .where(_VERSIONS.c.id.in_(chunk))
+        )
+        for key, version, provider, slug, label, documents, level, counts in rows:
+            found[key] = IndexedVersion(
+                version=version,
+                provider=provider,
+                dataset=slug,
+                label=label,
+                documents=documents,
+                sample_level=level,
+                level_counts=tuple(int(c) for c in counts),
+            )
+    return found
+
+
+T = TypeVar("T")
+
+
+def _slices(items: Sequence[T], size: int) -> Iterator[tuple[int, Sequence[T]]]:
+    for start in range(0, len(items), size):
+        yield start, items[start : start + size]
+
+
+def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,190 @@
+"""The overlap index on both databases: indexing, lookups, other providers only, the verdict."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+from sqlmodel import select as select_model
+
+from catalog.documents import Buffer
+from catalog.errors import CatalogError
+from catalog.models import Dataset, DatasetVersion
+from catalog.overlap import FileSketch, OverlapPolicy, OverlapReport, VersionSketch
+from catalog.overlap_index import (
+    OverlapBand,
+    OverlapDocument,
+    OverlapVersion,
+    find_overlaps,
+    index_version,
+)
+from catalog.readers import Batch
+from exchange.db import make_engine
+from exchange.models import Member
+from tests.unit.catalog.test_overlap import article, edited
+
+NOW = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        for member in ("alice", "bob", "carol"):
+            session.add(
+                Member(
+                    id=member,
+                    display_name=member,
+                    roles="provider",
+                    registered_seq=0,
+                    created_at=NOW,
+                )
+            )
+        session.commit()
+    yield engine
+    engine.dispose()
+
+
+def publish(session: Session, provider: str, slug: str, label: str) -> str:
+    """Minimal catalogue rows for a version (what the joins need); returns its id."""
+    dataset = session.exec(select_model(Dataset).where(Dataset.slug == slug)).first()
+    if dataset is None:
+        dataset = Dataset(slug=slug, provider=provider, title=slug, created_at=NOW, updated_at=NOW)
+        session.add(dataset)
+        session.flush()
+    version_id = "sha256:" + hashlib.sha256(f"{slug}/{label}".encode()).hexdigest()
+    assert dataset.id is not None
+    session.add(
+        DatasetVersion(
+            id=version_id,
+            dataset_id=dataset.id,
+            label=label,
+            manifest=b"{}",
+            manifest_root="0" * 64,
+            record_count=0,
+            size_bytes=0,
+            published_seq=0,
+            created_at=NOW,
+        )
+    )
+    session.flush()
+    return version_id
+
+
+def sketch_of(documents: list[bytes], name: str = "part-0.jsonl") -> VersionSketch:
+    observer = FileSketch(name)
+    for start in range(0, len(documents), 100):
+        part: list[Buffer] = list(documents[start : start + 100])
+        observer(Batch(start, part, 0, 0), [])
+    return VersionSketch.from_files([observer])
+
+
+def count(session: Session, model: type) -> int:
+    return int(session.connection().execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def test_a_copying_version_is_found_and_named(engine: Engine) -> None:
+    rng = random.Random(11)
+    bobs = [article(rng, 60).encode() for _ in range(400)]
+    alices_old = [article(rng, 60).encode() for _ in range(200)]
+    carols = [article(rng, 60).encode() for _ in range(300)]
+    copied_exactly = bobs[:60]
+    copied_nearly = [edited(d.decode(), rng, 2).encode() for d in bobs[100:200]]
+    new = (
+        copied_exactly
+        + copied_nearly
+        + alices_old[:100]
+        + [article(rng, 60).encode() for _ in range(140)]
+    )
+    with Session(engine) as session:
+        bob_v1 = publish(session, "bob", "bobs-news", "v1")
+        alice_v1 = publish(session, "alice", "alices-news", "v1")
+        carol_v1 = publish(session, "carol", "carols-news", "v1")
+        index_version(session, bob_v1, sketch_of(bobs), chunk=97)
+        index_version(session, alice_v1, sketch_of(alices_old))
+        index_version(session, carol_v1, sketch_of(carols))
+        session.commit()
+
+    sketch = sketch_of(new)
+    with Session(engine) as session:
+        report = find_overlaps(session, sketch, exclude_provider="alice", chunk=64)
+        assert count(session, OverlapVersion) == 3
+        assert count(session, OverlapDocument) == 900
+        assert count(session, OverlapBand) == 900 * 20
+
+    assert report.records == report.indexed_records == report.documents == 400
+    assert report.sample_level == 0 and report.sampled == 400
+    (bob,) = report.overlaps  # alice's own version does not count, carol shares nothing
+    assert (bob.version, bob.provider, bob.dataset, bob.label) == (
+        bob_v1,
+        "bob",
+        "bobs-news",
+        "v1",
+    )
+    assert bob.exact_documents == bob.exact_records == 60
+    assert bob.exact_fraction == 60 / 400
+    assert bob.exact_fraction_of_other == 60 / 400
+    assert bob.exact_examples == tuple((r, hashlib.sha256(bobs[r]).hexdigest()) for r in range(3))
+    # Every exact copy is a near-duplicate too; the edited ones nearly all collide.
+    assert bob.compared_level == 0 and bob.near_sample == 400
+    assert 60 + 90 <= bob.near_records <= 160
+    assert bob.other_sample == 400 and 150 <= bob.other_matched <= 160
+    assert bob.near_examples[0] == (0, 0)
+    assert bob.substantial and report.substantial == (bob,)
+    assert OverlapReport.from_bytes(report.to_bytes()) == report
+
+    lenient = OverlapPolicy(exact_fraction=0.5, near_fraction=0.5)
+    with Session(engine) as session:
+        assert not find_overlaps(
+            session, sketch, exclude_provider="alice", policy=lenient
+        ).substantial
+        # Seen from bob, alice's old version is someone else's.
+        as_bob = find_overlaps(session, sketch, exclude_provider="bob")
+    assert [o.provider for o in as_bob.overlaps] == ["alice"]
+    assert as_bob.overlaps[0].exact_records == 100
+
+
+def test_a_version_is_indexed_once(engine: Engine) -> None:
+    rng = random.Random(12)
+    sketch = sketch_of([article(rng, 40).encode() for _ in range(30)])
+    with Session(engine) as session:
+        version = publish(session, "bob", "bobs-news", "v1")
+        index_version(session, version, sketch)
+        with pytest.raises(CatalogError, match="already in the overlap index"):
+            index_version(session, version, sketch)
+
+
+def test_nothing_indexed_nothing_found(engine: Engine) -> None:
+    rng = random.Random(13)
+    sketch = sketch_of([article(rng, 40).encode() for _ in range(10)])
+    with Session(engine) as session:
+        report = find_overlaps(session, sketch, exclude_provider="alice")
+    assert report.overlaps == () and report.documents == 10
+
+
+def test_a_large_version_is_compared_on_its_sample(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog import overlap
+
+    monkeypatch.setattr(overlap, "SAMPLE_TARGET", 50)
+    rng = random.Random(14)
+    bobs = [article(rng, 40).encode() for _ in range(1600)]
+    new = bobs[:800] + [article(rng, 40).encode() for _ in range(800)]
+    with Session(engine) as session:
+        bob_v1 = publish(session, "bob", "bobs-news", "v1")
+        bobs_sketch = sketch_of(bobs)
+        assert bobs_sketch.sample_level == 4
+        index_version(session, bob_v1, bobs_sketch)
+        assert count(session, OverlapBand) == 20 * len(bobs_sketch.sample_hashes) < 20 * 200
+        report = find_overlaps(session, sketch_of(new), exclude_provider="alice")
+    (bob,) = report.overlaps
+    assert bob.exact_records == 800 and bob.exact_fraction == 0.5
+    assert bob.compared_level == 4
+    assert 0.3 < bob.near_fraction < 0.7  # an estimate from ~100 sampled documents
+    assert 0.3 < bob.near_fraction_of_other < 0.7

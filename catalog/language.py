@@ -8,8 +8,9 @@ the manifest format):
    nine zero bits (one in 512, wherever it is: the rule needs no global position, so a file can be
    read in parts); of each, the first 1024 bytes, decoded as UTF-8 (a character cut at the end is
    dropped).
-2. Count the sample's letters per writing system (Unicode block ranges below). No letters: the
-   document is ``zxx`` (no linguistic content).
+2. Count the characters matched by each writing system's class (Unicode ranges below). None
+   matched: the document is ``zxx`` (no linguistic content). The dominant system matches most
+   characters (a tie goes to the one listed first).
 3. The dominant writing system decides: Hangul ``ko``; Han or kana with any kana ``ja``; Han
    ``zh``; Greek ``el``; Hebrew ``he``; Thai ``th``; Armenian ``hy``; Georgian ``ka``. Latin and
    Cyrillic go to a stop-word vote among the languages listed in ``_STOP_WORDS``: the language
@@ -140,10 +141,10 @@ def classify_text(text: str) -> str:
 
 
 def _dominant_script(text: str) -> str:
-    """The writing system with the most letters (ties: the one listed first in _SCRIPTS)."""
+    """The writing system whose class matches most characters (ties: the first in _SCRIPTS)."""
     latin = sum(map(len, _LATIN_RUNS.findall(text)))
-    if latin * 2 > sum(map(str.isalpha, text)):
-        return "Latn"  # more than half of all letters: no other system can have more
+    if latin > len(text) - len(text.encode("ascii", "ignore")):
+        return "Latn"  # every other system is non-ASCII, and there are fewer of those in all
     counts = dict.fromkeys((code for code, _ in _SCRIPTS), 0)
     for run in _SCRIPT_RUNS.finditer(text):
         counts[run.lastgroup or ""] += run.end() - run.start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -33,6 +33,9 @@ from catalog.streams import (
 __all__ = ["Batch", "DocumentReader", "open_reader"]
 
 PARQUET_BATCH_ROWS = 65_536
+PARQUET_BATCH_BYTES = 32 << 20
+"""Parquet is read in batches of at most 65 536 rows and, by the footer's sizes, about 32 MiB of
+text, whichever is smaller."""
 MAX_SCHEMA_FIELDS = 1024
 """A JSON Lines schema lists at most this many member names: the smallest, in code point order."""
 
@@ -51,7 +54,7 @@ class Batch:
 
 
 class DocumentReader(Protocol):
-    def __iter__(self) -> Iterator[Batch]: ...
+    def __iter__(self) -> Generator[Batch, None, None]: ...
 
     def schema(self) -> tuple[SchemaField, ...]:
         """The file's fields; complete only once the reader is exhausted."""
@@ -123,12 +126,12 @@ class _LineReader:
         self._line = 1  # number of the next block's first line
         self._records = 0
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Generator[Batch, None, None]:
         try:
             for block in self._blocks:
                 yield self._block(block)
-        except LongLineError as exc:
-            raise self._error(exc.reason, self._records, self._line) from None
+        except LongLineError:
+            raise self._long_line(self._records, self._line) from None
 
     def _block(self, data: bytes) -> Batch:
         raise NotImplementedError
@@ -299,20 +302,12 @@ class TextLinesReader(_LineReader):
     def _long_line(self, record: int, line: int) -> IngestError:
         return self._error(f"document is longer than the limit of {self._max} bytes", record, line)
 
-    def __iter__(self) -> Iterator[Batch]:
-        try:
-            yield from super().__iter__()
-        except IngestError as exc:
-            if exc.reason.startswith("line is longer"):
-                raise self._long_line(self._records, self._line) from None
-            raise
-
     def _block(self, data: bytes) -> Batch:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            good = data[: data.rfind(b"\n", 0, exc.start) + 1]
-            self._split(good, len(good))
+            # The lines before the bad one first: an earlier error wins, and the counts advance.
+            self._split(data[: data.rfind(b"\n", 0, exc.start) + 1], 0)
             raise self._utf8_error(data, exc) from None
         return self._split(data, len(text))
 
@@ -360,7 +355,7 @@ class WholeTextReader:
     def schema(self) -> tuple[SchemaField, ...]:
         return ()
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Generator[Batch, None, None]:
         parts: list[bytes] = []
         total = 0
         for chunk in decompressed_chunks(self._stored, self._kind.compression):
@@ -401,7 +396,8 @@ class ParquetReader:
         self._field = options.text_field
         self._max = options.max_document_bytes
         try:
-            self._file = pq.ParquetFile(stored.file)
+            # pre_buffer coalesces the reads of a row group's column chunk into few large ones.
+            self._file = pq.ParquetFile(stored.file, pre_buffer=True)
             arrow_schema = self._file.schema_arrow
             self._rows = self._file.metadata.num_rows
         except (pa.ArrowException, OSError) as exc:
@@ -424,12 +420,14 @@ class ParquetReader:
     def schema(self) -> tuple[SchemaField, ...]:
         return self._schema
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Generator[Batch, None, None]:
         start = 0
         size = self._stored.size
         try:
+            # One column: Arrow's threads would only add hand-offs (and compete with the other
+            # ingestion processes for the cores).
             batches = self._file.iter_batches(
-                batch_size=PARQUET_BATCH_ROWS, columns=[self._field], use_threads=True
+                batch_size=self._batch_rows(), columns=[self._field], use_threads=False
             )
             for record_batch in batches:
                 batch = self._batch(start, record_batch.column(0))
@@ -446,6 +444,19 @@ class ParquetReader:
                 f"Parquet metadata promises {self._rows} rows, the row groups hold {start}",
                 file=self._name,
             )
+
+    def _batch_rows(self) -> int:
+        """Rows per batch: a batch of long documents stays near PARQUET_BATCH_BYTES."""
+        metadata = self._file.metadata
+        leaves = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+        if self._field not in leaves:
+            return PARQUET_BATCH_ROWS
+        column = leaves.index(self._field)
+        widest = 1
+        for group in range(metadata.num_row_groups):
+            chunk = metadata.row_group(group).column(column)
+            widest = max(widest, chunk.total_uncompressed_size // max(chunk.num_values, 1))
+        return max(1, min(PARQUET_BATCH_ROWS, PARQUET_BATCH_BYTES // widest))
 
     def _batch(self, start: int, array: Any) -> Batch:
         array = _plain_strings(array)

@@ -85,15 +85,16 @@ class StoredFile:
     ) -> None:
         self.name = name
         try:
-            # O_NOFOLLOW would refuse the symlinks that scan() has already vetted; instead the
-            # file's identity is checked against the stat taken at scan time.
-            self.file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+            # Non-blocking, so that a FIFO put in a file's place cannot hang the open; symlinks
+            # are followed (scan() has vetted them) and the identity checked against the scan.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise IngestError(f"cannot open: {exc.strerror or exc}", file=name) from None
         try:
-            self.opened = FileStat.of(os.fstat(self.file.fileno()))
-            if not stat.S_ISREG(os.fstat(self.file.fileno()).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise IngestError("not a regular file", file=name)
+            self.opened = FileStat.of(st)
             if expected is not None and expected != self.opened:
                 raise FileChangedError(
                     "changed since it was scanned ("
@@ -102,8 +103,9 @@ class StoredFile:
                     file=name,
                 )
         except BaseException:
-            self.file.close()
+            os.close(fd)
             raise
+        self.file = os.fdopen(fd, "rb", buffering=0)
         self._sha256 = hashlib.sha256()
         self._hashed = 0
         self._progress = progress

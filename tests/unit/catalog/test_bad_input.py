@@ -317,3 +317,15 @@ def test_file_replaced_since_scan(tmp_path: Path) -> None:
     os.replace(replacement, tmp_path / "a.jsonl")
     with pytest.raises(FileChangedError, match="inode"):
         ingest(scanned, workers=1)
+
+
+def test_fifo_in_place_of_a_file_does_not_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "a.jsonl")
+    with pytest.raises(IngestError, match="not a regular file"):
+        ingest_file(tmp_path / "a.jsonl", name="a.jsonl")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="cannot open") as info:
+        ingest_file(tmp_path / "gone.jsonl", name="gone.jsonl")
+    assert info.value.file == "gone.jsonl"

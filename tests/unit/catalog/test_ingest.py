@@ -369,3 +369,18 @@ def test_jsonl_schema_keeps_the_smallest_member_names(tmp_path: Path) -> None:
     names = [s.name for s in f.schema]
     assert len(names) == MAX_SCHEMA_FIELDS
     assert names == sorted([f"k{i:05d}" for i in range(3001)] + ["text"])[:MAX_SCHEMA_FIELDS]
+
+
+def test_parquet_long_documents_after_nested_columns(tmp_path: Path) -> None:
+    documents = [f"{i} " + "long text " * 20_000 for i in range(60)]
+    table = pa.table(
+        {
+            "meta": pa.array([{"a": [1, 2], "b": "x"}] * 60),
+            "tags": pa.array([["t"]] * 60),
+            "text": documents,
+        }
+    )
+    pq.write_table(table, tmp_path / "a.parquet", row_group_size=25)
+    f = ingest_file(tmp_path / "a.parquet", name="a.parquet")
+    assert f.records == 60
+    assert f.document_root == root_of([d.encode() for d in documents])

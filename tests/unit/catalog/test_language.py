@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -45,7 +44,7 @@ def test_sample_is_the_head_and_hashes_with_nine_zero_bits() -> None:
     assert sampled_positions(1000, []) == []
 
 
-def test_sample_of_a_file_is_about_one_in_512(tmp_path: Path) -> None:
+def test_sample_of_a_file_is_about_one_in_512() -> None:
     documents = [f"document number {i}".encode() for i in range(100_000)]
     digests = [hashlib.sha256(d).digest() for d in documents]
     picked = sampled_positions(0, digests)

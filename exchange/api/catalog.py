@@ -174,7 +174,7 @@ def search_datasets(
         page=page,
         per_page=per_page,
     )
-    with exchange.transaction() as session:
+    with exchange.reading() as session:
         found = search(session, query)
         return SearchOut(
             total=found.total,
@@ -186,7 +186,7 @@ def search_datasets(
 
 @router.get("/datasets/{slug}", response_model=DatasetOut)
 def show_dataset(slug: str, caller: CurrentMember, exchange: ExchangeDep) -> DatasetOut:
-    with exchange.transaction() as session:
+    with exchange.reading() as session:
         return dataset_out(session, _found(session, slug), with_versions=True)
 
 
@@ -272,7 +272,7 @@ def _version_out(session: Session, version: DatasetVersion) -> VersionOut:
 
 @router.get("/versions/{version_id}", response_model=VersionOut)
 def show_version(version_id: str, caller: CurrentMember, exchange: ExchangeDep) -> VersionOut:
-    with exchange.transaction() as session:
+    with exchange.reading() as session:
         return _version_out(session, _version(session, version_id))
 
 
@@ -343,6 +343,6 @@ def document_proof(
 )
 def manifest(version_id: str, caller: CurrentMember, exchange: ExchangeDep) -> Response:
     """The canonical manifest bytes, exactly those the version id is the digest of."""
-    with exchange.transaction() as session:
+    with exchange.reading() as session:
         data = _version(session, version_id).manifest
     return Response(data, media_type="application/json")

@@ -33,7 +33,7 @@ IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 @router.get("/checkpoint", response_class=Response, responses={200: {"content": {TEXT: {}}}})
 def checkpoint(exchange: ExchangeDep) -> Response:
     """The latest signed checkpoint (c2sp.org/tlog-checkpoint as a c2sp.org/signed-note)."""
-    with exchange.transaction() as session:
+    with exchange.reading() as session:
         latest = SqlLedger(session).latest_checkpoint()
     if latest is None:
         raise NotFound("the log has issued no checkpoint yet")
@@ -66,7 +66,7 @@ def tile(path: str, exchange: ExchangeDep) -> Response:
         ref = parse_tile_path("tile/" + path)
     except FormatError as exc:
         raise NotFound(str(exc)) from None
-    with exchange.transaction() as session:
+    with exchange.reading() as session:
         ledger = SqlLedger(session)
         try:
             if ref.entries:
@@ -80,7 +80,7 @@ def tile(path: str, exchange: ExchangeDep) -> Response:
 
 @router.get("/entries/{seq}", response_model=EntryPublic)
 def entry(seq: int, exchange: ExchangeDep) -> EntryPublic:
-    with exchange.transaction() as session:
+    with exchange.reading() as session:
         data = service.entry_bytes(session, seq)
     parsed = Entry.from_bytes(data, strict=False)
     return EntryPublic(
@@ -94,7 +94,7 @@ def inclusion(
     seq: Annotated[int, Query(ge=0)],
     size: Annotated[int | None, Query(ge=1, description="default: the latest checkpoint")] = None,
 ) -> InclusionProofOut:
-    with exchange.transaction() as session:
+    with exchange.reading() as session:
         ledger = SqlLedger(session)
         latest = ledger.latest_checkpoint()
         tree_size = size if size is not None else (latest.size if latest else 0)
@@ -121,7 +121,7 @@ def consistency(
     size1: Annotated[int, Query(ge=1)],
     size2: Annotated[int, Query(ge=1)],
 ) -> ConsistencyProofOut:
-    with exchange.transaction() as session:
+    with exchange.reading() as session:
         ledger = SqlLedger(session)
         if not size1 <= size2 <= ledger.head().size:
             raise InvalidInput(f"need 1 <= size1 <= size2 <= {ledger.head().size}")

@@ -51,12 +51,16 @@ from catalog.readers import Batch, open_reader
 from catalog.streams import FileStat, StoredFile
 
 __all__ = [
+    "INGEST_REVISION",
     "BatchObserver",
+    "FileCallback",
     "IngestProgress",
     "ProgressCallback",
     "SourceFile",
+    "check_claim",
     "ingest",
     "ingest_file",
+    "pool_context",
     "scan",
     "verify_file",
 ]
@@ -94,7 +98,12 @@ class IngestProgress:
 
 
 ProgressCallback = Callable[[IngestProgress], None]
+FileCallback = Callable[[FileManifest], None]
 BatchObserver = Callable[[Batch, list[bytes]], None]
+
+INGEST_REVISION = 1
+"""Names this ingestion code's output for the same bytes, names and rules. Bump it with any
+change that alters a manifest (the exchange keys its cache of verified files on it)."""
 
 
 # -- scanning ----------------------------------------------------------------------------------
@@ -235,6 +244,7 @@ def ingest_file(
                 leaves = digest_leaves(digests)
                 tree.extend(leaves)
                 if observer is not None:
+                    batch.digests = digests
                     observer(batch, leaves)
                 for position in sampled_positions(batch.start, digests):
                     languages.observe(documents[position])
@@ -272,6 +282,13 @@ def verify_file(
     """
     options = IngestOptions.for_rule(claimed.document_rule)
     found = ingest_file(path, name=claimed.name, options=options, observer=observer)
+    check_claim(claimed, found=found)
+    return found
+
+
+def check_claim(claimed: FileManifest, *, found: FileManifest) -> None:
+    """ClaimMismatchError, naming each field, unless ``found`` (derived from the bytes) is
+    exactly ``claimed``."""
     if found != claimed:
         differences = manifest_differences(claimed, found)
         fields = ", ".join(sorted(differences)) or "representation"
@@ -279,7 +296,6 @@ def verify_file(
             f"{claimed.name}: the claimed manifest differs from the file in {fields}",
             differences=differences,
         )
-    return found
 
 
 # -- a whole version ---------------------------------------------------------------------------
@@ -291,18 +307,21 @@ def ingest(
     options: IngestOptions | None = None,
     workers: int = 2,
     progress: ProgressCallback | None = None,
+    on_file: FileCallback | None = None,
 ) -> VersionManifest:
     """Scan ``paths`` (or take already scanned files) and ingest every file into one manifest.
 
     Files are spread over ``workers`` processes, this one included; the manifest is the same
-    for any number of workers. Raises IngestError for the first bad file met (the others are
-    stopped), or for an empty corpus: no files, or no documents in any of them.
+    for any number of workers. ``on_file`` is called in this process with each file's manifest
+    as soon as that file is done (in no set order): a publisher uploads it meanwhile. Raises
+    IngestError for the first bad file met (the others are stopped), or for an empty corpus:
+    no files, or no documents in any of them.
     """
     options = options or IngestOptions()
     sources = _sources(paths)
     if not sources:
         raise IngestError("empty corpus: no files to ingest")
-    tracker = _Tracker(sources, progress)
+    tracker = _Tracker(sources, progress, on_file)
     if workers <= 1 or len(sources) == 1:
         files = []
         for source in sources:
@@ -315,7 +334,7 @@ def ingest(
                     progress=tracker.hook(source.name),
                 )
             )
-            tracker.file_done(source.name)
+            tracker.file_done(files[-1])
     else:
         files = _ingest_parallel(sources, options, min(workers, len(sources)), tracker)
     manifest = VersionManifest.build(files)
@@ -344,8 +363,14 @@ class _Tracker:
     file counts as its whole size, and later reports for it are ignored, so totals are exact.
     """
 
-    def __init__(self, sources: Sequence[SourceFile], callback: ProgressCallback | None) -> None:
+    def __init__(
+        self,
+        sources: Sequence[SourceFile],
+        callback: ProgressCallback | None,
+        on_file: FileCallback | None = None,
+    ) -> None:
         self._callback = callback
+        self._on_file = on_file
         self._sizes = {s.name: s.size for s in sources}
         self._total = sum(self._sizes.values())
         self._read: dict[str, int] = dict.fromkeys(self._sizes, 0)
@@ -366,10 +391,13 @@ class _Tracker:
         self._done += count
         self._report(name)
 
-    def file_done(self, name: str) -> None:
+    def file_done(self, result: FileManifest) -> None:
+        name = result.name
         self.add(name, self._sizes[name])
         self._finished.add(name)
         self._report(name)
+        if self._on_file is not None:
+            self._on_file(result)
 
     def _report(self, name: str) -> None:
         if self._callback is not None:
@@ -414,7 +442,9 @@ def _worker_ingest(
             _worker_queue.put((name, pending))
 
 
-def _pool_context() -> BaseContext:
+def pool_context() -> BaseContext:
+    """How ingestion starts worker processes: a fork server that has imported this module
+    (never a plain fork of a possibly multi-threaded caller)."""
     # Never fork: the parent may be a server with threads (and pyarrow's thread pools). The fork
     # server imports this module once, so each worker starts with pyarrow already loaded.
     if "forkserver" in multiprocessing.get_all_start_methods():
@@ -453,7 +483,7 @@ class _ParallelRun:
         self._cancel: Any = None
 
     def run(self, workers: int) -> list[FileManifest]:
-        context = _pool_context()
+        context = pool_context()
         self._queue = context.Queue()
         self._cancel = context.Event()
         try:
@@ -542,7 +572,7 @@ class _ParallelRun:
             name, result = self._events.get()
             if result is not None:
                 self._results.append(result)
-                self._tracker.file_done(name)
+                self._tracker.file_done(result)
 
     def _fail(self, error: BaseException) -> None:
         with self._lock:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import struct
 import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -129,8 +130,9 @@ _FMIX_1 = np.uint64(0xFF51AFD7ED558CCD)
 _FMIX_2 = np.uint64(0xC4CEB9FE1A85EC53)
 _SHIFT = np.uint64(33)
 
-_GROUP_CHARACTERS = 1 << 21
-"""Texts are hashed in groups of at most this many code points (bounds the temporary arrays)."""
+_GROUP_CHARACTERS = 1 << 17
+"""Texts are hashed in groups of about this many code points: the group's temporary arrays
+(8 bytes per character) then stay in the processor's caches. A longer text is a group alone."""
 _MAX_TEXT_CHARACTERS = 1 << 20
 _SIGNATURE_ROWS = 4096
 """Shingles per step of the signature computation (a step's array is this x PERMUTATIONS)."""
@@ -158,12 +160,19 @@ _NOT_WORD, _SPACED, _UNSPACED = 0, 1, 2
 
 
 def _fmix(x: U64) -> U64:
-    """MurmurHash3's 64-bit finaliser: every input bit reaches every output bit."""
-    x = x ^ (x >> _SHIFT)
-    x = x * _FMIX_1
-    x = x ^ (x >> _SHIFT)
-    x = x * _FMIX_2
-    return x ^ (x >> _SHIFT)
+    """MurmurHash3's 64-bit finaliser: every input bit reaches every output bit.
+
+    Works in place (``x`` is overwritten and returned): callers pass arrays they just made, and
+    one scratch array instead of five temporaries halves the memory traffic."""
+    shifted = np.right_shift(x, _SHIFT)
+    x ^= shifted
+    x *= _FMIX_1
+    np.right_shift(x, _SHIFT, out=shifted)
+    x ^= shifted
+    x *= _FMIX_2
+    np.right_shift(x, _SHIFT, out=shifted)
+    x ^= shifted
+    return x
 
 
 @functools.cache
@@ -182,8 +191,9 @@ def _character_classes() -> npt.NDArray[np.uint8]:
 
 @functools.cache
 def _powers() -> tuple[U64, U64]:
-    """Powers of the token base and of its inverse mod 2^64, one per position in a group."""
-    count = _GROUP_CHARACTERS + 1
+    """Powers of the token base and of its inverse mod 2^64, one per position in a group
+    (a group holds at most one text beyond _GROUP_CHARACTERS, of at most 2^20 characters)."""
+    count = _GROUP_CHARACTERS + _MAX_TEXT_CHARACTERS + 2
     up = np.full(count, _BASE, dtype=np.uint64)
     down = np.full(count, pow(_BASE, -1, 1 << 64), dtype=np.uint64)
     up[0] = down[0] = 1
@@ -200,6 +210,14 @@ def normalise(document: Buffer) -> str:
     head = bytes(document[:MAX_SKETCH_BYTES])
     text = unicodedata.normalize("NFKC", head.decode("utf-8", "ignore")).lower()
     return text[:_MAX_TEXT_CHARACTERS]  # compatibility forms can expand 18-fold
+
+
+def _normalised(document: Buffer) -> str | bytes:
+    """:func:`normalise`, or for a document of ASCII only the same text as lower-case bytes:
+    NFKC leaves ASCII as it is, so only the case changes, and the bytes go to numpy as they are.
+    """
+    head = bytes(document[:MAX_SKETCH_BYTES])
+    return head.lower() if head.isascii() else normalise(head)
 
 
 def shingle_hashes(text: str) -> U64:
@@ -253,9 +271,10 @@ def sketch_document(document: Buffer) -> DocumentSketch:
 # -- many documents at once (the hot path: one numpy pass per group of texts) ------------------
 
 
-def _shingles(texts: Sequence[str]) -> tuple[U64, npt.NDArray[np.intp]]:
+def _shingles(texts: Sequence[str | bytes]) -> tuple[U64, npt.NDArray[np.intp]]:
     """Shingle hashes of all texts, concatenated, and ``bounds``: text i has
-    ``hashes[bounds[i]:bounds[i + 1]]``."""
+    ``hashes[bounds[i]:bounds[i + 1]]``. A text given as bytes is normalised ASCII (see
+    :func:`_normalised`); put those together, they are hashed a byte per character."""
     parts: list[U64] = []
     counts: list[npt.NDArray[np.intp]] = []
     for group in _groups(texts):
@@ -269,25 +288,30 @@ def _shingles(texts: Sequence[str]) -> tuple[U64, npt.NDArray[np.intp]]:
     return joined, bounds
 
 
-def _groups(texts: Sequence[str]) -> Iterable[Sequence[str]]:
+def _groups(texts: Sequence[str | bytes]) -> Iterable[Sequence[str | bytes]]:
     start, size = 0, 0
+    kind: type = str
     for i, text in enumerate(texts):
-        if size and size + len(text) + 1 > _GROUP_CHARACTERS:
+        if size and (size + len(text) + 1 > _GROUP_CHARACTERS or type(text) is not kind):
             yield texts[start:i]
             start, size = i, 0
+        kind = type(text)
         size += len(text) + 1
     if start < len(texts) or not texts:
         yield texts[start:]
 
 
-def _group_shingles(texts: Sequence[str]) -> tuple[U64, npt.NDArray[np.intp]]:
+def _group_shingles(texts: Sequence[str | bytes]) -> tuple[U64, npt.NDArray[np.intp]]:
     """Shingle hashes of a few texts joined by a non-word separator, and the count per text."""
-    joined = "\x00".join(texts)
     codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32]
-    if joined.isascii():  # the common case: a byte per character
-        codes = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    if all(type(text) is bytes for text in texts):  # normalised ASCII: a byte per character
+        codes = np.frombuffer(b"\x00".join(texts), dtype=np.uint8)  # type: ignore[arg-type]
     else:
-        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+        joined = "\x00".join(t if type(t) is str else t.decode("ascii") for t in texts)  # type: ignore[union-attr]
+        if joined.isascii():
+            codes = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+        else:
+            codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     if not len(codes):
         return np.empty(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.intp)
     starts, ends = _token_spans(codes)
@@ -301,7 +325,9 @@ def _group_shingles(texts: Sequence[str]) -> tuple[U64, npt.NDArray[np.intp]]:
 def _token_spans(
     codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32],
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    classes = _character_classes()[codes]
+    table = _character_classes()
+    # Bytes index a 256-entry table: it stays in the first-level cache.
+    classes = (table[:256] if codes.dtype == np.uint8 else table)[codes]
     spaced = (classes == _SPACED).view(np.int8)
     edges = np.diff(spaced, prepend=np.int8(0), append=np.int8(0))
     starts = np.flatnonzero(edges == 1)
@@ -428,7 +454,9 @@ class FileSketch:
     def __call__(self, batch: Batch, leaves: list[bytes]) -> None:
         del leaves  # they hash the document hashes; the index keeps the document hashes
         documents = batch.documents
-        digests = [hashlib.sha256(d).digest() for d in documents]
+        digests = batch.digests  # ingestion hashed each document already
+        if digests is None:
+            digests = [hashlib.sha256(d).digest() for d in documents]
         self._hashes += b"".join(digests)
         self._short += bytes(len(d) < MIN_DOCUMENT_BYTES for d in documents)
         candidates: dict[bytes, int] = {}  # first occurrence in this batch of a new document
@@ -455,12 +483,14 @@ class FileSketch:
         documents: list[Buffer],
     ) -> None:
         """Level the new documents, settle the sample level, then sketch only those kept."""
-        hashes, bounds = _shingles([normalise(documents[i]) for i in candidates.values()])
+        texts = {digest: _normalised(documents[i]) for digest, i in candidates.items()}
+        # ASCII texts first, so that they are hashed together a byte per character.
+        digests = sorted(texts, key=lambda digest: type(texts[digest]) is str)
+        hashes, bounds = _shingles([texts[digest] for digest in digests])
         levels = _levels(hashes, bounds)
         self._level = _settle(self._samples, self._level, arriving=levels)
         chosen = np.flatnonzero(levels >= self._level)
         keys = _band_keys(_signatures(hashes, bounds, chosen))
-        digests = list(candidates)
         for row, index in enumerate(chosen.tolist()):
             digest = digests[index]
             self._samples[digest] = _Sample(
@@ -472,6 +502,55 @@ class FileSketch:
 
     def _state(self) -> tuple[bytes, bytes, dict[bytes, _Sample]]:
         return bytes(self._hashes), bytes(self._short), self._samples
+
+    def to_bytes(self) -> bytes:
+        """The sketch without its name, to keep with the file's verified derivation (the
+        exchange caches it per blob): :meth:`from_bytes` gives back an equal sketch."""
+        samples = np.array(
+            [(d, s.record, s.count, s.level, s.keys) for d, s in self._samples.items()],
+            dtype=_SAMPLE_ROW,
+        )
+        header = _SKETCH_HEADER.pack(_SKETCH_MAGIC, self.records, self._level, len(samples))
+        return b"".join((header, self._hashes, self._short, samples.tobytes()))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, name: str) -> FileSketch:
+        """The sketch :meth:`to_bytes` gave, named ``name`` (ManifestError if it is not one)."""
+        size = _SKETCH_HEADER.size
+        try:
+            magic, records, level, count = _SKETCH_HEADER.unpack_from(data)
+        except struct.error:
+            raise ManifestError("not a file sketch: too short") from None
+        expected = size + records * (HASH_BYTES + 1) + count * _SAMPLE_ROW.itemsize
+        if magic != _SKETCH_MAGIC or len(data) != expected or not 0 <= level <= MAX_SAMPLE_LEVEL:
+            raise ManifestError("not a file sketch of this scheme")
+        sketch = cls(name)
+        sketch.records, sketch._level = records, level
+        hashes_end = size + records * HASH_BYTES
+        sketch._hashes = bytearray(data[size:hashes_end])
+        sketch._short = bytearray(data[hashes_end : hashes_end + records])
+        rows = np.frombuffer(data, dtype=_SAMPLE_ROW, offset=hashes_end + records)
+        sketch._samples = {
+            bytes(row["digest"]): _Sample(
+                int(row["record"]), int(row["count"]), int(row["level"]), bytes(row["keys"])
+            )
+            for row in rows
+        }
+        return sketch
+
+
+HASH_BYTES = 32
+_SKETCH_MAGIC = SKETCH_SCHEME.encode().ljust(32, b"\x00")
+_SKETCH_HEADER = struct.Struct("<32sQBI")
+_SAMPLE_ROW = np.dtype(
+    [
+        ("digest", "V32"),
+        ("record", "<i8"),
+        ("count", "<i8"),
+        ("level", "i1"),
+        ("keys", f"V{BANDS * 8}"),
+    ]
+)
 
 
 def _settle(

@@ -51,6 +51,8 @@ class Batch:
     documents: list[Buffer]
     nbytes: int
     characters: int
+    digests: list[bytes] | None = None
+    """The documents' SHA-256, once ingestion has computed them (observers reuse them)."""
 
 
 class DocumentReader(Protocol):

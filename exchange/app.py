@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await asyncio.to_thread(exchange.verifier.close)
             exchange.engine.dispose()
 
     app = FastAPI(

@@ -133,9 +133,18 @@ class ExchangeClient:
         return missing
 
     def upload_blob(
-        self, digest: str, path: Path, *, progress: Callable[[int], None] | None = None
+        self,
+        digest: str,
+        path: Path,
+        *,
+        progress: Callable[[int], None] | None = None,
+        name: str | None = None,
+        rule: str | None = None,
     ) -> Any:
-        """Stream a file to the exchange, which stores it only if it hashes to ``digest``."""
+        """Stream a file to the exchange, which stores it only if it hashes to ``digest``.
+
+        With ``name`` (the file's name in the corpus) and ``rule`` (its document rule), the
+        exchange also reads it as that file right away, so that publishing need not."""
         size = path.stat().st_size
 
         def chunks() -> Iterator[bytes]:
@@ -146,7 +155,18 @@ class ExchangeClient:
                     yield chunk
 
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
-        return self.request("PUT", f"/blobs/{digest}", content=chunks(), headers=headers).json()
+        params = {"name": name, "rule": rule} if name is not None else None
+        if params is not None and rule is None:
+            del params["rule"]
+        # No read timeout: a named upload is answered once the exchange has read the file.
+        return self.request(
+            "PUT",
+            f"/blobs/{digest}",
+            content=chunks(),
+            headers=headers,
+            params=params,
+            timeout=httpx.Timeout(self._http.timeout.connect, read=None),
+        ).json()
 
     def publish_version(self, slug: str, body: dict[str, Any]) -> Any:
         return self.request("POST", f"/datasets/{slug}/versions", json=body, timeout=None).json()

@@ -1,4 +1,5 @@
-"""What a running exchange holds: its settings, database engine and log signing key."""
+"""What a running exchange holds: its settings, database engine, log signing key, blob store and
+the worker processes that derive uploaded files."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from exchange.db import check_migrated, make_engine, read_only, unit_of_work
 from exchange.logkey import load_log_key
 from exchange.settings import Settings
 from exchange.statements import StatementPolicy
+from exchange.verification import Verifier
 from ledger.entry import key_id_for
 from ledger.note import Ed25519Signer
 from storage import BlobStore, open_store
@@ -23,6 +25,7 @@ class Exchange:
     engine: Engine
     log_signer: Ed25519Signer
     store: BlobStore
+    verifier: Verifier
 
     @classmethod
     def open(cls, settings: Settings) -> Exchange:
@@ -31,7 +34,7 @@ class Exchange:
         check_migrated(engine)
         signer = load_log_key(settings.resolved_log_key_file, settings.log_origin)
         store = open_store(settings.resolved_blob_store, **settings.blob_store_options())
-        return cls(settings, engine, signer, store)
+        return cls(settings, engine, signer, store, Verifier(workers=settings.ingest_workers))
 
     @property
     def statement_policy(self) -> StatementPolicy:

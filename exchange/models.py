@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 import catalog.models
 import catalog.overlap_index  # noqa: F401  (registers the overlap index tables)
+import exchange.verification  # noqa: F401  (registers the verified-file cache)
 import ledger.sql  # noqa: F401  (registers the ledger tables in SQLModel.metadata)
 
 

@@ -1,20 +1,29 @@
 """The provider's side of publishing: ingest locally, upload what is missing, sign, publish.
 
-The CLI wraps this with progress bars; tests and scripts call it directly.
+Each file is uploaded as soon as it has been ingested, while the other files are still being
+hashed, and the upload names the file, so that the exchange reads it into its own derivation
+while this side goes on (``exchange.verification``): the two sides' reads of the corpus overlap
+instead of following each other. The CLI wraps this with progress bars; tests and scripts call it
+directly.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from catalog.documents import IngestOptions
 from catalog.ingest import IngestProgress, SourceFile, ingest, scan
-from catalog.manifest import VersionManifest
+from catalog.manifest import FileManifest, VersionManifest
 from exchange.client import ClientError, ExchangeClient
 from exchange.publishing import PUBLISHED, statement_body
+
+UPLOADS_AT_ONCE = 2
+"""Uploads in flight: the exchange reads each one as it is stored, on its own worker."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,10 @@ class PublishResult:
 
 @dataclass
 class PublishProgress:
-    """Hooks for long work: hashing (bytes read so far) and uploading (bytes per chunk)."""
+    """Hooks for long work: hashing (bytes read so far) and uploading (bytes per chunk).
+
+    ``started_upload`` is called once with the bytes of every file; uploads then start while
+    hashing goes on, and a file the exchange already holds counts as uploaded at once."""
 
     started_hashing: Callable[[int], None] = lambda total: None
     hashed: Callable[[IngestProgress], None] = lambda progress: None
@@ -49,12 +61,14 @@ def publish_corpus(
 ) -> PublishResult:
     hooks = progress or PublishProgress()
     sources = scan(paths)
-    hooks.started_hashing(sum(source.size for source in sources))
-    manifest = ingest(sources, options=options, workers=workers, progress=hooks.hashed)
-    to_send = _missing_sources(client, sources, manifest)
-    hooks.started_upload(sum(source.size for source in to_send.values()))
-    for digest, source in to_send.items():
-        client.upload_blob(digest, source.path, progress=hooks.uploaded)
+    total = sum(source.size for source in sources)
+    hooks.started_hashing(total)
+    hooks.started_upload(total)
+    with _Uploader(client, sources, hooks) as uploader:
+        manifest = ingest(
+            sources, options=options, workers=workers, progress=hooks.hashed, on_file=uploader.add
+        )
+        uploaded = uploader.finish()
     version_label = label or _next_label(client, slug)
     signed = client.sign(PUBLISHED, statement_body(slug, version_label, manifest))
     body = {
@@ -64,17 +78,58 @@ def publish_corpus(
         "signed": signed.to_json(),
     }
     version = client.publish_version(slug, body)
-    stored = len({f.sha256 for f in manifest.files}) - len(to_send)
-    return PublishResult(version, manifest, version_label, len(to_send), stored)
+    stored = len({f.sha256 for f in manifest.files}) - uploaded
+    return PublishResult(version, manifest, version_label, uploaded, stored)
 
 
-def _missing_sources(
-    client: ExchangeClient, sources: list[SourceFile], manifest: VersionManifest
-) -> dict[str, SourceFile]:
-    """The files whose bytes the exchange does not hold yet (each distinct blob once)."""
-    by_name = {source.name: source for source in sources}
-    missing = set(client.missing_blobs(sorted({f.sha256 for f in manifest.files})))
-    return {f.sha256: by_name[f.name] for f in manifest.files if f.sha256 in missing}
+class _Uploader:
+    """Uploads each ingested file the exchange lacks (each distinct blob once), a few at once."""
+
+    def __init__(
+        self, client: ExchangeClient, sources: list[SourceFile], hooks: PublishProgress
+    ) -> None:
+        self._client = client
+        self._paths = {source.name: source.path for source in sources}
+        self._hooks = hooks
+        self._pool = ThreadPoolExecutor(UPLOADS_AT_ONCE, thread_name_prefix="corpusx-upload")
+        self._futures: dict[str, Future[bool]] = {}
+        self._lock = threading.Lock()  # progress hooks are called from the upload threads
+
+    def __enter__(self) -> _Uploader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, file: FileManifest) -> None:
+        if file.sha256 in self._futures:
+            self._progress(file.size)
+            return
+        self._futures[file.sha256] = self._pool.submit(self._upload, file)
+
+    def finish(self) -> int:
+        """Wait for every upload; the number of blobs sent (the first failure is raised)."""
+        return sum(future.result() for future in list(self._futures.values()))
+
+    def _upload(self, file: FileManifest) -> bool:
+        if not self._client.missing_blobs([file.sha256]):
+            self._progress(file.size)
+            return False
+        answer = self._client.upload_blob(
+            file.sha256,
+            self._paths[file.name],
+            progress=self._progress,
+            name=file.name,
+            rule=file.document_rule,
+        )
+        problem = answer.get("problem")
+        if problem:
+            raise ClientError(f"the exchange cannot read {file.name}: {problem}")
+        return True
+
+    def _progress(self, count: int) -> None:
+        with self._lock:
+            self._hooks.uploaded(count)
 
 
 def _next_label(client: ExchangeClient, slug: str) -> str:

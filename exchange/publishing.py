@@ -3,9 +3,10 @@
 1. The provider's client ingests the corpus, uploads the blobs the exchange lacks, and sends
    the manifest with a signed ``dataset.version.published`` statement naming the version id
    (the digest of the canonical manifest) and the manifest root.
-2. Outside any transaction, the exchange re-derives every file's manifest entry from the stored
-   blob (``verify_claims``): a provider cannot publish document roots or counts its bytes do not
-   have, so every later document proof is a proof about real bytes.
+2. Outside the publishing transaction, the exchange compares every file's claimed manifest with
+   what it derived itself from the stored blob (``verify_claims``; derived once per blob, when it
+   was uploaded or here, see ``exchange.verification``): a provider cannot publish document roots
+   or counts its bytes do not have, so every later document proof is a proof about real bytes.
 3. In one transaction (``record_version``): the dataset (created on first publish), the version,
    its files and the ledger entry. Any failure leaves none of them.
 """
@@ -14,9 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,10 +25,10 @@ from sqlmodel import Session
 
 from catalog import services as catalog
 from catalog.errors import CatalogError
-from catalog.ingest import verify_file
-from catalog.manifest import FileManifest, VersionManifest
+from catalog.ingest import check_claim
+from catalog.manifest import VersionManifest
 from catalog.models import Dataset, DatasetVersion, VersionFile
-from catalog.overlap import FileSketch, VersionSketch
+from catalog.overlap import VersionSketch
 from catalog.overlap_index import find_overlaps, index_version
 from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound
 from exchange.models import Member
@@ -38,6 +38,7 @@ from exchange.statements import (
     exchange_statement,
     record_statement,
 )
+from exchange.verification import Derived, Reading, Verifier, remember, remembered
 from ledger.entry import Entry, SignedStatement
 from ledger.note import Ed25519Signer
 from storage import BlobStore, LocalStore
@@ -90,32 +91,68 @@ def check_publication(publication: Publication) -> None:
 # -- step 2: the claims, checked against the stored bytes ----------------------------------------
 
 
-def verify_claims(store: BlobStore, manifest: VersionManifest, *, workers: int) -> VersionSketch:
-    """Re-ingest each stored file and compare with what the provider claimed.
+def verify_claims(
+    store: BlobStore,
+    manifest: VersionManifest,
+    *,
+    verifier: Verifier,
+    transaction: Callable[[], AbstractContextManager[Session]],
+) -> VersionSketch:
+    """Compare each claimed file with what the exchange itself derived from the stored bytes.
 
-    The same single read sketches every document for overlap detection.
+    A blob is read at most once per way of reading it (``exchange.verification``): usually when
+    it was uploaded, else here, and the derivation, overlap sketch included, is remembered.
     """
     missing = [f.sha256 for f in manifest.files if not store.exists(f.sha256)]
     if missing:
         raise Conflict(f"{len(missing)} file(s) are not uploaded yet, e.g. blob {missing[0]}")
-    with local_copies(store, [f.sha256 for f in manifest.files]) as paths:
-        jobs = [(paths[f.sha256], f) for f in manifest.files]
-        try:
-            if workers > 1 and len(jobs) > 1:
-                with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-                    sketches = list(pool.map(_verify, jobs))
-            else:
-                sketches = [_verify(job) for job in jobs]
-        except CatalogError as exc:  # ClaimMismatchError, or bytes that do not ingest at all
-            raise InvalidInput(f"the uploaded files do not match the manifest: {exc}") from None
-    return VersionSketch.from_files(sketches)
+    try:
+        readings = {f.name: Reading.of(f.name, f.document_rule) for f in manifest.files}
+        derived = _derivations(store, manifest, readings, verifier, transaction)
+        for claimed in manifest.files:
+            reading = readings[claimed.name]
+            found = derived[(claimed.sha256, reading.media_type, reading.rule)]
+            check_claim(claimed, found=found.named(claimed.name).manifest)
+    except CatalogError as exc:  # ClaimMismatchError, or bytes that do not ingest at all
+        raise InvalidInput(f"the uploaded files do not match the manifest: {exc}") from None
+    return VersionSketch.from_files(
+        derived[(f.sha256, readings[f.name].media_type, f.document_rule)].named(f.name).sketch
+        for f in manifest.files
+    )
 
 
-def _verify(job: tuple[Path, FileManifest]) -> FileSketch:
-    path, claimed = job
-    sketch = FileSketch(claimed.name)
-    verify_file(path, claimed=claimed, observer=sketch)
-    return sketch
+Key = tuple[str, str, str]  # sha256, media type, document rule
+
+
+def _derivations(
+    store: BlobStore,
+    manifest: VersionManifest,
+    readings: dict[str, Reading],
+    verifier: Verifier,
+    transaction: Callable[[], AbstractContextManager[Session]],
+) -> dict[Key, Derived]:
+    """The derivation of each distinct (blob, reading): remembered ones, the rest made now."""
+    wanted: dict[Key, Reading] = {}
+    for file in manifest.files:
+        reading = readings[file.name]
+        wanted.setdefault((file.sha256, reading.media_type, reading.rule), reading)
+    fingerprints = {digest: store.fingerprint(digest) for digest, _, _ in wanted}
+    found: dict[Key, Derived] = {}
+    with transaction() as session:
+        for key, reading in wanted.items():
+            known = remembered(session, key[0], reading, fingerprint=fingerprints[key[0]])
+            if known is not None:
+                found[key] = known
+    todo = [(key, reading) for key, reading in wanted.items() if key not in found]
+    if not todo:
+        return found
+    with local_copies(store, [key[0] for key, _ in todo]) as paths:
+        made = verifier.derive([(paths[key[0]], key[0], reading) for key, reading in todo])
+    with transaction() as session:
+        for (key, reading), derivation in zip(todo, made, strict=True):
+            remember(session, key[0], reading, derivation, fingerprint=fingerprints[key[0]])
+            found[key] = derivation
+    return found
 
 
 @contextmanager

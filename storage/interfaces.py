@@ -111,6 +111,12 @@ class ReadsBlobs(Protocol):
 
     def exists(self, digest: str) -> bool: ...
 
+    def fingerprint(self, digest: str) -> str:
+        """A token that changes whenever the stored object is replaced or written to
+        (``BlobNotFound``): a caller that derived something from the bytes can tell later,
+        without reading them, whether they may have changed since."""
+        ...
+
     def presigned_url(self, digest: str, *, expires_in: int) -> str | None:
         """A URL that fetches the blob directly for ``expires_in`` seconds, or ``None`` if
         this store cannot make one (the caller then streams ``open``)."""

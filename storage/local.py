@@ -59,6 +59,10 @@ def _fingerprint(status: os.stat_result) -> Fingerprint | None:
     """
     if _clock_ns() - status.st_ctime_ns <= _RACY_NS:
         return None
+    return _identity(status)
+
+
+def _identity(status: os.stat_result) -> Fingerprint:
     return (
         status.st_dev,
         status.st_ino,
@@ -219,6 +223,14 @@ class LocalStore:
 
     def exists(self, digest: str) -> bool:
         return self._stat_or_none(self.path_of(digest)) is not None
+
+    def fingerprint(self, digest: str) -> str:
+        """Device, inode, size, modification and change times (any write, chmod, rename or
+        replacement changes the change time, which no caller can set back)."""
+        status = self._stat_or_none(self.path_of(digest))
+        if status is None:
+            raise BlobNotFound(digest)
+        return "local:" + ":".join(map(str, _identity(status)))
 
     def presigned_url(self, digest: str, *, expires_in: int) -> str | None:
         """Always ``None`` (after checking the blob is there): serve it with ``open``."""

@@ -410,6 +410,13 @@ class S3Store:
     def exists(self, digest: str) -> bool:
         return self._head_or_none(self.key_of(digest), digest) is not None
 
+    def fingerprint(self, digest: str) -> str:
+        """ETag, size and last-modified time: objects are replaced whole, and a replacement
+        changes the time (and the ETag, unless the bytes are equal)."""
+        head = self._head(self.key_of(digest), digest)
+        modified = head["LastModified"].isoformat()
+        return f"s3:{head['ETag']}:{head['ContentLength']}:{modified}"
+
     def presigned_url(self, digest: str, *, expires_in: int) -> str | None:
         """A GET URL for the blob, valid ``expires_in`` seconds (1 s to 7 days)."""
         if isinstance(expires_in, bool) or not 1 <= expires_in <= MAX_PRESIGN_SECONDS:

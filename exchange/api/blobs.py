@@ -1,20 +1,27 @@
 """Blob routes: providers upload corpus files by digest before publishing a version.
 
 An upload streams straight into the store, which hashes while writing and refuses bytes that
-do not match the digest in the URL; nothing half-written is ever visible.
+do not match the digest in the URL; nothing half-written is ever visible. An upload that says
+which file it is (``?name=web/a.jsonl&rule=field:text``) is then read by the exchange, in its
+worker processes, into the manifest and overlap sketch that publishing needs
+(``exchange.verification``), so that publishing does not read the bytes again.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, BinaryIO
 
 import anyio.from_thread
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from catalog.errors import CatalogError
+from exchange import verification
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.errors import InvalidInput, NotFound
+from exchange.verification import MAX_RULE_LENGTH, Reading, upload_copy
 from storage import BlobNotFound, IntegrityError, validate_digest
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
@@ -31,6 +38,10 @@ class Missing(BaseModel):
 class Stored(BaseModel):
     digest: str
     size: int
+    derived: bool = Field(
+        default=False, description="read by the exchange as the file named in the upload"
+    )
+    problem: str | None = Field(default=None, description="why the bytes did not ingest")
 
 
 @router.post("/missing", response_model=Missing)
@@ -51,8 +62,9 @@ def head(digest: str, caller: CurrentMember, exchange: ExchangeDep) -> Response:
     return Response(headers={"Content-Length": str(info.size)})
 
 
-def _pull(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
-    """The request body as a blocking iterator, for the store running in a worker thread."""
+def _pull(stream: AsyncIterator[bytes], copy: BinaryIO | None) -> Iterator[bytes]:
+    """The request body as a blocking iterator, for the store running in a worker thread;
+    each chunk is also written to ``copy``, if given."""
 
     async def next_chunk() -> bytes | None:
         try:
@@ -62,23 +74,63 @@ def _pull(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
 
     while (chunk := anyio.from_thread.run(next_chunk)) is not None:
         if chunk:
+            if copy is not None:
+                copy.write(chunk)
             yield chunk
+    if copy is not None:
+        copy.flush()
 
 
 @router.put("/{digest}", status_code=status.HTTP_201_CREATED, response_model=Stored)
 async def upload(
-    digest: str, request: Request, caller: CurrentMember, exchange: ExchangeDep
+    digest: str,
+    request: Request,
+    caller: CurrentMember,
+    exchange: ExchangeDep,
+    name: Annotated[
+        str | None, Query(max_length=1024, description="the file's name in the corpus")
+    ] = None,
+    rule: Annotated[
+        str, Query(max_length=MAX_RULE_LENGTH, description="its document rule")
+    ] = "field:text",
 ) -> Stored:
-    """Store a blob under its SHA-256 (providers); the body must hash to ``digest``."""
+    """Store a blob under its SHA-256 (providers); the body must hash to ``digest``.
+
+    With ``name`` (and ``rule``, if not ``field:text``), the exchange also reads the stored
+    file as the corpus file of that name: ``derived`` says it did, ``problem`` why it could not.
+    """
     require_role(caller, "provider")
     validate_digest(digest)
     length = request.headers.get("content-length")
     if length is None or not length.isdigit():
         raise InvalidInput("send the blob with a Content-Length")
     try:
-        info = await run_in_threadpool(
-            exchange.store.put, digest, _pull(request.stream()), size=int(length)
+        reading = Reading.of(name, rule) if name is not None else None
+    except CatalogError as exc:
+        raise InvalidInput(f"name and rule: {exc}") from None
+    store = exchange.store
+    with upload_copy(store, wanted=reading is not None) as copy:
+        try:
+            info = await run_in_threadpool(
+                store.put,
+                digest,
+                _pull(request.stream(), copy.file if copy else None),
+                size=int(length),
+            )
+        except IntegrityError as exc:  # the upload, not the store, is at fault
+            raise InvalidInput(f"the uploaded bytes do not match their digest: {exc}") from None
+        if reading is None:
+            return Stored(digest=info.digest, size=info.size)
+        outcome = await run_in_threadpool(
+            verification.derive_upload,
+            store,
+            exchange.transaction,
+            exchange.verifier,
+            digest=digest,
+            size=info.size,
+            reading=reading,
+            copy=copy.path if copy else None,
         )
-    except IntegrityError as exc:  # the upload, not the store, is at fault
-        raise InvalidInput(f"the uploaded bytes do not match their digest: {exc}") from None
-    return Stored(digest=info.digest, size=info.size)
+    return Stored(
+        digest=info.digest, size=info.size, derived=outcome.derived, problem=outcome.problem
+    )

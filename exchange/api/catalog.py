@@ -224,7 +224,7 @@ def publish(slug: str, body: PublishIn, caller: CurrentMember, exchange: Exchang
     )
     publishing.check_publication(publication)
     sketch = publishing.verify_claims(
-        exchange.store, manifest, workers=exchange.settings.ingest_workers
+        exchange.store, manifest, verifier=exchange.verifier, transaction=exchange.transaction
     )
     with exchange.transaction() as session:
         done = publishing.record_version(

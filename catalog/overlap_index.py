@@ -16,6 +16,7 @@ commits: :func:`index_version` belongs in the publishing transaction, next to th
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -145,11 +146,11 @@ def index_version(
             "indexed_at": datetime.now(UTC),
         },
     ).scalar_one()
-    documents = ({"sha256": digest, "version_key": key} for digest in sketch.documents)
+    documents = ((digest, key) for digest in sketch.documents)
     _insert(connection, _DOCUMENTS, documents, chunk)
     records = sketch.sample_records.tolist()
     bands = (
-        {"band_key": band_key, "version_key": key, "record": records[i]}
+        (band_key, key, records[i])
         for i, keys in enumerate(sketch.sample_keys.tolist())
         for band_key in keys
     )
@@ -158,18 +159,20 @@ def index_version(
 
 
 def _insert(
-    connection: Connection, table: Table, rows: Iterator[dict[str, Any]], chunk: int
+    connection: Connection, table: Table, rows: Iterator[tuple[Any, ...]], chunk: int
 ) -> None:
-    """Bulk insert: COPY on PostgreSQL, executemany in chunks elsewhere."""
+    """Bulk insert of rows (in the table's column order): COPY on PostgreSQL, elsewhere the
+    driver's executemany in chunks (SQLAlchemy's per-row parameter handling cost more than
+    SQLite's inserts: hundreds of thousands of rows per large version)."""
     if connection.dialect.name == "postgresql":
         _copy(connection, table, rows)
         return
-    statement = insert(table)
+    statement = str(insert(table).compile(dialect=connection.dialect))
     for batch in _batches(rows, chunk):
-        connection.execute(statement, batch)
+        connection.exec_driver_sql(statement, batch)
 
 
-def _copy(connection: Connection, table: Table, rows: Iterator[dict[str, Any]]) -> None:
+def _copy(connection: Connection, table: Table, rows: Iterator[tuple[Any, ...]]) -> None:
     """psycopg's COPY on the session's own connection, so in the caller's transaction."""
     columns = [c.name for c in table.columns]
     driver = connection.connection.driver_connection
@@ -177,7 +180,7 @@ def _copy(connection: Connection, table: Table, rows: Iterator[dict[str, Any]]) 
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
-            copy.write_row([row[c] for c in columns])
+            copy.write_row(row)
 
 
 # -- looking up --------------------------------------------------------------------------------
@@ -197,21 +200,18 @@ def find_overlaps(
     Looks up every distinct document hash and every sampled band key, ``chunk`` at a time.
     """
     connection = session.connection()
-    dialect = connection.dialect.name
     scope = {"exclude": exclude_provider, "scheme": sketch.scheme}
     exact: defaultdict[int, list[int]] = defaultdict(list)
-    exact_lookup = _lookup(_DOCUMENTS, _DOCUMENTS.c.sha256, dialect)
     for start, digests in _slices(sketch.documents, chunk):
         position = {digest: start + i for i, digest in enumerate(digests)}
-        rows = connection.execute(exact_lookup, {"keys": list(digests), **scope})
+        rows = _look_up(connection, _DOCUMENTS, _DOCUMENTS.c.sha256, digests, scope)
         for digest, version_key in rows:
             exact[version_key].append(position[bytes(digest)])
     near: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
-    band_lookup = _lookup(_BANDS, _BANDS.c.band_key, dialect, _BANDS.c.record)
     keys, owners = _band_owners(sketch)
     for start, chunk_keys in _slices(keys, chunk):
         first = {key: start + i for i, key in enumerate(chunk_keys)}
-        hits = connection.execute(band_lookup, {"keys": list(chunk_keys), **scope})
+        hits = _look_up(connection, _BANDS, _BANDS.c.band_key, chunk_keys, scope, _BANDS.c.record)
         for band_key, version_key, record in hits:
             i = first[band_key]
             near[version_key].extend((sample, record) for sample in owners[i])
@@ -236,17 +236,58 @@ def _band_owners(sketch: VersionSketch) -> tuple[list[int], list[list[int]]]:
     return keys.tolist(), owners
 
 
-def _lookup(table: Table, key: Column[Any], dialect: str, *extra: Column[Any]) -> Select[Any]:
-    """Rows of ``table`` whose ``key`` is one of the bound ``keys``, in versions of the bound
+def _look_up(
+    connection: Connection,
+    table: Table,
+    key: Column[Any],
+    keys: Sequence[Any],
+    scope: dict[str, str],
+    *extra: Column[Any],
+) -> Sequence[Any]:
+    """The rows of :func:`_lookup` for these keys.
+
+    Elsewhere than on PostgreSQL the statement has one placeholder per key; it is compiled once
+    per number of keys and run by the driver with the values as they are (SQLAlchemy's handling
+    of thousands of parameters per statement cost more than the lookup itself).
+    """
+    if connection.dialect.name == "postgresql":
+        statement = _lookup(table, key, "postgresql", *extra)
+        return connection.execute(statement, {"keys": list(keys), **scope}).all()
+    sql, before, after, constants = _positional_lookup(
+        table, key, extra, len(keys), connection.dialect
+    )
+    values = {**constants, **scope}
+    parameters = (*(values[n] for n in before), *keys, *(values[n] for n in after))
+    return connection.exec_driver_sql(sql, parameters).all()
+
+
+@functools.cache
+def _positional_lookup(
+    table: Table, key: Column[Any], extra: tuple[Column[Any], ...], count: int, dialect: Any
+) -> tuple[str, tuple[str, ...], tuple[str, ...], dict[str, Any]]:
+    """SQL text; the names of the parameters before and after the keys (which are contiguous);
+    and the statement's own constants (``'flagged'``)."""
+    compiled = _lookup(table, key, dialect.name, *extra, count=count).compile(dialect=dialect)
+    order = list(compiled.positiontup or ())
+    first = order.index("key_0")
+    assert order[first : first + count] == [f"key_{i}" for i in range(count)]
+    constants = {name: value for name, value in compiled.params.items() if value is not None}
+    return compiled.string, tuple(order[:first]), tuple(order[first + count :]), constants
+
+
+def _lookup(
+    table: Table, key: Column[Any], dialect: str, *extra: Column[Any], count: int | None = None
+) -> Select[Any]:
+    """Rows of ``table`` whose ``key`` is one of the bound keys, in versions of the bound
     ``scheme`` whose provider is not the bound ``exclude`` and which are not flagged.
 
-    The keys are one array parameter on PostgreSQL (a constant statement, prepared once by the
-    driver) and an expanding ``IN (...)`` elsewhere.
+    The keys are one array parameter ``keys`` on PostgreSQL (a constant statement, prepared once
+    by the driver) and ``count`` parameters ``key_0`` ... elsewhere.
     """
     if dialect == "postgresql":
         wanted = key == any_(bindparam("keys", type_=ARRAY(key.type)))
     else:
-        wanted = key.in_(bindparam("keys", expanding=True))
+        wanted = key.in_([bindparam(f"key_{i}") for i in range(count or 0)])
     versions = _VERSIONS.join(
         _DATASET_VERSIONS, _DATASET_VERSIONS.c.id == _VERSIONS.c.version_id
     ).join(_DATASETS, _DATASETS.c.id == _DATASET_VERSIONS.c.dataset_id)
@@ -307,8 +348,8 @@ def _slices(items: Sequence[T], size: int) -> Iterator[tuple[int, Sequence[T]]]:
         yield start, items[start : start + size]
 
 
-def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
+def _batches(rows: Iterator[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for row in rows:
         batch.append(row)
         if len(batch) == size:

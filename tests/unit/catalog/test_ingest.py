@@ -159,6 +159,13 @@ def test_progress_counts_every_stored_byte_once(corpus: Path) -> None:
         assert done == sorted(done)
 
 
+def test_each_file_is_reported_once_as_soon_as_it_is_done(corpus: Path) -> None:
+    for workers in (1, 2):
+        done: list[FileManifest] = []
+        manifest = ingest(corpus, workers=workers, on_file=done.append)
+        assert sorted(done, key=lambda f: f.name) == list(manifest.files)
+
+
 def test_ingest_accepts_scanned_files_and_lists_of_paths(corpus: Path) -> None:
     expected = ingest(corpus, workers=1)
     assert ingest(scan(corpus), workers=1) == expected

@@ -122,6 +122,48 @@ def test_many_texts_hash_as_each_alone_whatever_the_grouping(
     assert [hashes[bounds[i] : bounds[i + 1]].tolist() for i in range(len(texts))] == alone
 
 
+def test_ascii_documents_hash_as_bytes_exactly_as_their_normalised_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path (ASCII bytes, lower-cased, a byte per character) is the same function."""
+    rng = random.Random(11)
+    documents = [article(rng, rng.randint(0, 60)).encode() for _ in range(80)]
+    documents += [b"MiXeD CaSe, Punct-uation!! and\ttabs", b"", b"a b", "Café au lait".encode()]
+    documents += ["敏捷的棕色狐狸跳 over the DOG".encode(), "ﬁne ligature".encode()]
+    rng.shuffle(documents)
+    fast = [overlap._normalised(d) for d in documents]
+    assert {type(t) for t in fast} == {bytes, str}  # both paths are exercised
+    assert [t.decode() if isinstance(t, bytes) else t for t in fast] == [
+        normalise(d) for d in documents
+    ]
+    slow = [normalise(d) for d in documents]
+    for group in (overlap._GROUP_CHARACTERS, 200):
+        monkeypatch.setattr(overlap, "_GROUP_CHARACTERS", group)
+        hashes, bounds = overlap._shingles(fast)
+        expected, expected_bounds = overlap._shingles(slow)
+        assert bounds.tolist() == expected_bounds.tolist()
+        assert hashes.tolist() == expected.tolist()
+
+
+def test_file_sketches_round_trip_through_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(overlap, "SAMPLE_TARGET", 30)
+    rng = random.Random(12)
+    documents = [article(rng, 30).encode() for _ in range(200)] + [b"short", b""]
+    original = feed("a.txt", documents, 17)
+    data = original.to_bytes()
+    again = FileSketch.from_bytes(data, name="b.txt")
+    assert again.name == "b.txt" and again.records == original.records
+    assert again.to_bytes() == data
+    one, two = VersionSketch.from_files([original]), VersionSketch.from_files([again])
+    assert one.documents == two.documents and one.sample_level == two.sample_level > 0
+    assert one.sample_hashes == two.sample_hashes
+    assert one.sample_keys.tolist() == two.sample_keys.tolist()
+    assert one.sample_occurrences.tolist() == two.sample_occurrences.tolist()
+    for broken in (data[:-1], data + b"\x00", b"", b"x" * len(data)):
+        with pytest.raises(ManifestError):
+            FileSketch.from_bytes(broken, name="a.txt")
+
+
 def test_sketches_are_pinned() -> None:
     """The index keeps sketches for years: any change here is a new SKETCH_SCHEME."""
     text = "The quick brown fox jumps over the lazy dog, and that is the end of it."

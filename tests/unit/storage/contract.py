@@ -11,6 +11,7 @@ import hashlib
 import io
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -366,6 +367,21 @@ class BlobStoreContract:
         harness.corrupt(digest)
         with pytest.raises(IntegrityError):
             fresh.read_range(digest, 0, 5).read_all()
+
+    def test_the_fingerprint_changes_when_the_object_is_rewritten(self, harness: Harness) -> None:
+        data = blob(1000, seed=3)
+        digest = sha256(data)
+        harness.store.put(digest, data)
+        before = harness.store.fingerprint(digest)
+        assert harness.store.fingerprint(digest) == before == harness.reopen().fingerprint(digest)
+        with harness.store.open(digest) as reader:
+            reader.read_all()
+        assert harness.store.fingerprint(digest) == before  # reading changes nothing
+        time.sleep(0.05)  # beyond the file system's timestamp granularity
+        harness.corrupt(digest)
+        assert harness.store.fingerprint(digest) != before
+        with pytest.raises(BlobNotFound):
+            harness.store.fingerprint(sha256(b"never stored"))
 
     # --- readers ---------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ import contextlib
 import cProfile
 import functools
 import gc
+import hashlib
 import io
 import json
 import os
@@ -62,7 +63,15 @@ if str(ROOT) not in sys.path:  # `python benchmarks/catalog_bench.py` from anywh
 GiB = 1 << 30
 MiB = 1 << 20
 PG_ADMIN = os.environ.get("CORPUSX_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-ALL = ("ingest", "publish-local", "publish-s3", "profile", "search-sqlite", "search-postgres")
+ALL = (
+    "ingest",
+    "publish-local",
+    "publish-s3",
+    "profile",
+    "overlap",
+    "search-sqlite",
+    "search-postgres",
+)
 ALIASES = {
     "publish": ("publish-local", "publish-s3"),
     "search": ("search-sqlite", "search-postgres"),
@@ -1288,6 +1297,137 @@ def run_profile(corpora: dict[str, dict[str, Any]], top: int, workdir: Path) -> 
     return out
 
 
+def run_overlap_cost(
+    corpora: dict[str, dict[str, Any]], workdir: Path, repeat: int
+) -> dict[str, Any]:
+    """The overlap check's cost per document, on one file of each format, in this process:
+    sketching (``ingest_file`` with and without the ``FileSketch`` observer, CPU seconds, best
+    of ``repeat``), then ``find_overlaps`` and ``index_version`` of that file's version against
+    an index that already holds another provider's copy of it (every lookup hits), on SQLite
+    and PostgreSQL."""
+    from catalog.ingest import ingest_file
+    from catalog.overlap import FileSketch, VersionSketch
+
+    out: dict[str, Any] = {}
+    for fmt, corpus in corpora.items():
+        path = Path(corpus["files"][0])
+        warm([str(path)])
+        plain, sketched = [], []
+        sketch = FileSketch(path.name)
+        for _ in range(repeat):
+            started = time.process_time()
+            manifest = ingest_file(path, name=path.name)
+            plain.append(time.process_time() - started)
+            sketch = FileSketch(path.name)
+            started = time.process_time()
+            ingest_file(path, name=path.name, observer=sketch)
+            sketched.append(time.process_time() - started)
+        records = manifest.records
+        version = VersionSketch.from_files([sketch])
+        row: dict[str, Any] = {
+            "file": path.name,
+            "bytes": path.stat().st_size,
+            "records": records,
+            "distinct_documents": len(version.documents),
+            "samples": len(version.sample_hashes),
+            "sample_level": version.sample_level,
+            "ingest_cpu_s": min(plain),
+            "ingest_and_sketch_cpu_s": min(sketched),
+            "sketch_us_per_document": 1e6 * (min(sketched) - min(plain)) / max(records, 1),
+            "load1": os.getloadavg()[0],
+        }
+        for kind in ("sqlite", "postgres"):
+            row[kind] = _time_overlap_index(kind, version, workdir, f"{fmt}-{os.getpid()}")
+        out[fmt] = row
+        log(
+            f"overlap {fmt}: sketch {row['sketch_us_per_document']:.1f} us/document; "
+            + "; ".join(
+                f"{k} find {row[k]['find_us_per_document']:.1f} + index "
+                f"{row[k]['index_us_per_document']:.1f} us/document"
+                for k in ("sqlite", "postgres")
+            )
+        )
+    return out
+
+
+def _time_overlap_index(kind: str, sketch: Any, workdir: Path, suffix: str) -> dict[str, float]:
+    """find_overlaps + index_version of ``sketch`` as provider B, with provider A's identical
+    version already indexed, in one transaction (rolled back), on a fresh database."""
+    from sqlmodel import Session, SQLModel
+
+    import exchange.models  # noqa: F401  (every table)
+    from catalog.models import Dataset, DatasetVersion
+    from catalog.overlap_index import find_overlaps, index_version
+    from exchange.db import make_engine
+    from exchange.models import Member
+
+    if kind == "postgres":
+        name = f"corpusx_bench_cat_overlap_{suffix.replace('-', '_')}"
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(f'CREATE DATABASE "{name}"')
+        url = pg_url(name)
+    else:
+        db = workdir / f"overlap-{suffix}.db"
+        db.unlink(missing_ok=True)
+        url = f"sqlite:///{db}"
+    engine = make_engine(url)
+    try:
+        SQLModel.metadata.create_all(engine)
+        now = datetime.now(UTC)
+        with Session(engine) as session:
+            versions = []
+            for who in ("a", "b"):
+                session.add(
+                    Member(
+                        id=who, display_name=who, roles="provider", registered_seq=0, created_at=now
+                    )
+                )
+                session.flush()
+                dataset = Dataset(
+                    slug=f"d-{who}", provider=who, title=who, created_at=now, updated_at=now
+                )
+                session.add(dataset)
+                session.flush()
+                assert dataset.id is not None
+                version = DatasetVersion(
+                    id="sha256:" + hashlib.sha256(who.encode()).hexdigest(),
+                    dataset_id=dataset.id,
+                    label="v1",
+                    manifest=b"{}",
+                    manifest_root="0" * 64,
+                    record_count=sketch.records,
+                    size_bytes=0,
+                    published_seq=0,
+                    created_at=now,
+                )
+                session.add(version)
+                session.flush()
+                versions.append(version.id)
+            index_version(session, versions[0], sketch)
+            session.commit()
+            started = time.perf_counter()
+            report = find_overlaps(session, sketch, exclude_provider="b")
+            find = time.perf_counter() - started
+            started = time.perf_counter()
+            index_version(session, versions[1], sketch)
+            index = time.perf_counter() - started
+            session.rollback()
+        assert report.substantial, "an identical copy must be found"
+    finally:
+        engine.dispose()
+        if kind == "postgres":
+            pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    records = max(sketch.records, 1)
+    return {
+        "find_s": find,
+        "index_s": index,
+        "find_us_per_document": 1e6 * find / records,
+        "index_us_per_document": 1e6 * index / records,
+    }
+
+
 # =============================================================================================
 # 2. Search
 # =============================================================================================
@@ -2479,6 +2619,35 @@ def render_markdown(r: dict[str, Any]) -> str:
                         f"{_n(100 * row['share'], 0)}% | {_n(row['cumtime_s'])} |"
                     )
                 add("")
+    if r.get("overlap"):
+        add("## Overlap check: cost per document")
+        add("")
+        add(
+            "One file of each corpus, in the benchmark's own process. Sketching: CPU seconds of "
+            "`ingest_file` with the `FileSketch` observer minus without it (best of the "
+            "repetitions), per document. Lookups and indexing: `find_overlaps` then "
+            "`index_version` of that file's version as provider B, on a fresh database that "
+            "already indexes provider A's identical version (every lookup hits), wall time per "
+            "document, in one transaction as at publish."
+        )
+        add("")
+        add(
+            "| Corpus | file | documents | samples (level) | ingest CPU s | + sketch CPU s | "
+            "sketch µs/doc | SQLite find µs/doc | SQLite index µs/doc | PostgreSQL find µs/doc "
+            "| PostgreSQL index µs/doc | load |"
+        )
+        add("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for fmt, o in r["overlap"].items():
+            sq, pg = o["sqlite"], o["postgres"]
+            add(
+                f"| {fmt} | `{o['file']}` ({_size(o['bytes'])}) | {o['records']:,} | "
+                f"{o['samples']:,} ({o['sample_level']}) | {_n(o['ingest_cpu_s'])} | "
+                f"{_n(o['ingest_and_sketch_cpu_s'])} | **{_n(o['sketch_us_per_document'], 1)}** | "
+                f"{_n(sq['find_us_per_document'], 1)} | {_n(sq['index_us_per_document'], 1)} | "
+                f"{_n(pg['find_us_per_document'], 1)} | {_n(pg['index_us_per_document'], 1)} | "
+                f"{_n(o['load1'], 1)} |"
+            )
+        add("")
     pp = r.get("profile", {}).get("publish")
     if pp:
         add("## cProfile of one publish (one JSONL file, local store): the upload path")
@@ -2719,7 +2888,7 @@ def _default_tag(args: argparse.Namespace) -> str:
     parts = []
     if args.selected != list(ALL):
         parts.append("+".join(args.selected))
-    if args.size_gib != 1.0 and any(s in args.selected for s in ALL[:4]):
+    if args.size_gib != 1.0 and any(s in args.selected for s in ALL[:5]):
         parts.append(f"{args.size_gib:g}gib")
     if args.datasets != 100_000 and any(s.startswith("search") for s in args.selected):
         parts.append(f"n{args.datasets}")
@@ -2765,7 +2934,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"work dir {workdir}; results to {md_path}")
     try:
         needs_corpus = [
-            s for s in args.selected if s in ("ingest", "publish-local", "publish-s3", "profile")
+            s
+            for s in args.selected
+            if s in ("ingest", "publish-local", "publish-s3", "profile", "overlap")
         ]
         corpora: dict[str, dict[str, Any]] = {}
         if needs_corpus:
@@ -2808,6 +2979,8 @@ def main(argv: list[str] | None = None) -> int:
             section("publish-s3", s3)
         if "profile" in args.selected:
             section("profile", lambda: run_profile(corpora, args.profile_top, workdir))
+        if "overlap" in args.selected:
+            section("overlap", lambda: run_overlap_cost(corpora, workdir, args.repeat))
         for kind in ("sqlite", "postgres"):
             if f"search-{kind}" in args.selected:
 

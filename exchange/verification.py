@@ -30,7 +30,8 @@ import contextlib
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,12 +147,14 @@ class Verifier:
     def derive(self, jobs: Sequence[tuple[Path, str, Reading]]) -> list[Derived]:
         """Each (path, digest, reading) derived, in parallel; the first CatalogError raised."""
         pool = self._executor()
-        futures = [
-            pool.submit(_derive, str(path), digest, reading.name, reading.rule)
-            for path, digest, reading in jobs
-        ]
+        futures: list[Future[tuple[bytes, bytes]]] = []
         try:
+            for path, digest, reading in jobs:
+                futures.append(pool.submit(_derive, str(path), digest, reading.name, reading.rule))
             results = [future.result() for future in futures]
+        except BrokenProcessPool:
+            self._discard(pool)  # a worker died (killed, out of memory): start afresh next time
+            raise
         finally:
             for future in futures:
                 future.cancel()
@@ -159,6 +162,12 @@ class Verifier:
             _loaded(manifest, sketch, reading.name)
             for (manifest, sketch), (_, _, reading) in zip(results, jobs, strict=True)
         ]
+
+    def _discard(self, pool: Executor) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         with self._lock:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +252,23 @@ def test_derive_upload_skips_a_partial_copy(tmp_path: Path) -> None:
         copy=copy,
     )
     assert outcome == verification.UploadOutcome(derived=False)
+
+
+def test_a_dead_worker_does_not_stop_later_derivations(tmp_path: Path) -> None:
+    path = write_corpus(tmp_path / "corpus", documents=10) / "web.jsonl"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    job = (path, digest, verification.Reading.of("web.jsonl", "field:text"))
+    verifier = Verifier(workers=1)
+    try:
+        (first,) = verifier.derive([job])
+        pool = verifier._pool
+        assert isinstance(pool, ProcessPoolExecutor)
+        for process in list(pool._processes.values()):  # killed, as by the OOM killer
+            process.kill()
+            process.join()
+        with pytest.raises(BrokenProcessPool):
+            verifier.derive([job])
+        (again,) = verifier.derive([job])  # a new pool
+        assert again.manifest == first.manifest and again.manifest.sha256 == digest
+    finally:
+        verifier.close()

@@ -113,3 +113,43 @@ def test_postgres_toy_run(tmp_path: Path) -> None:
     )
     results = json.loads(next(tmp_path.glob("*.json")).read_text())
     _check(results, "postgres")
+
+
+@pytest.mark.slow
+def test_catalog_toy_run(tmp_path: Path) -> None:
+    """The catalogue runner end to end at a toy size: a real `corpusx dataset publish` against a
+    real server (local store), and the overlap check against an index holding a copy (SQLite
+    and PostgreSQL, which fails loudly if it is not there)."""
+    from benchmarks import catalog_bench
+
+    argv = [
+        "--only",
+        "publish-local,overlap",
+        "--size-gib",
+        "0.002",
+        "--files",
+        "2",
+        "--formats",
+        "jsonl",
+        "--publish-repeat",
+        "1",
+        "--repeat",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+        "--workdir",
+        str(tmp_path / "work"),
+        "--tag",
+        "smoke",
+    ]
+    assert catalog_bench.main(argv) == 0
+    results = json.loads(
+        (tmp_path / "out" / next((tmp_path / "out").glob("*.json")).name).read_text()
+    )
+    assert results["errors"] == []
+    (run,) = results["publish-local"]["jsonl"]["runs"]
+    assert run["records"] == results["corpora"]["jsonl"]["documents"] > 0
+    assert run["uploads"] == 2 and run["server_verify_s"] > 0
+    overlap = results["overlap"]["jsonl"]
+    assert overlap["records"] > 0 and overlap["sqlite"]["find_s"] >= 0
+    assert (tmp_path / "out" / f"catalog-{results['meta']['date']}smoke.md").exists()

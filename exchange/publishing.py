@@ -26,7 +26,7 @@ from sqlmodel import Session
 from catalog import services as catalog
 from catalog.errors import CatalogError
 from catalog.ingest import check_claim
-from catalog.manifest import VersionManifest
+from catalog.manifest import FileManifest, VersionManifest
 from catalog.models import Dataset, DatasetVersion, VersionFile
 from catalog.overlap import VersionSketch
 from catalog.overlap_index import find_overlaps, index_version
@@ -109,19 +109,19 @@ def verify_claims(
     try:
         readings = {f.name: Reading.of(f.name, f.document_rule) for f in manifest.files}
         derived = _derivations(store, manifest, readings, verifier, transaction)
-        for claimed in manifest.files:
-            reading = readings[claimed.name]
-            found = derived[(claimed.sha256, reading.media_type, reading.rule)]
-            check_claim(claimed, found=found.named(claimed.name).manifest)
+        files = [derived[_key(f, readings[f.name])].named(f.name) for f in manifest.files]
+        for claimed, found in zip(manifest.files, files, strict=True):
+            check_claim(claimed, found=found.manifest)
     except CatalogError as exc:  # ClaimMismatchError, or bytes that do not ingest at all
         raise InvalidInput(f"the uploaded files do not match the manifest: {exc}") from None
-    return VersionSketch.from_files(
-        derived[(f.sha256, readings[f.name].media_type, f.document_rule)].named(f.name).sketch
-        for f in manifest.files
-    )
+    return VersionSketch.from_files(found.sketch for found in files)
 
 
 Key = tuple[str, str, str]  # sha256, media type, document rule
+
+
+def _key(file: FileManifest, reading: Reading) -> Key:
+    return file.sha256, reading.media_type, reading.rule
 
 
 def _derivations(
@@ -134,8 +134,7 @@ def _derivations(
     """The derivation of each distinct (blob, reading): remembered ones, the rest made now."""
     wanted: dict[Key, Reading] = {}
     for file in manifest.files:
-        reading = readings[file.name]
-        wanted.setdefault((file.sha256, reading.media_type, reading.rule), reading)
+        wanted.setdefault(_key(file, readings[file.name]), readings[file.name])
     fingerprints = {digest: store.fingerprint(digest) for digest, _, _ in wanted}
     found: dict[Key, Derived] = {}
     with transaction() as session:

@@ -206,7 +206,8 @@ def _to_json(terms: Terms) -> dict[str, Any]:
 
 
 def _constraint(operand: str, right: object) -> dict[str, Any]:
-    return {"leftOperand": operand, "operator": _CONSTRAINT_OPERATORS[operand], "rightOperand": right}
+    operator = _CONSTRAINT_OPERATORS[operand]
+    return {"leftOperand": operand, "operator": operator, "rightOperand": right}
 
 
 def _copy(value: Any) -> Any:
@@ -286,7 +287,9 @@ def _rules(value: object, what: str, *, required: bool) -> list[Mapping[str, Any
 def _action(rule: Mapping[str, Any], what: str) -> str:
     action = rule.get("action")
     if action not in ACTIONS:
-        raise TermsError(f"unknown action {action!r} in a {what}: known actions are {list(ACTIONS)}")
+        raise TermsError(
+            f"unknown action {action!r} in a {what}: known actions are {list(ACTIONS)}"
+        )
     return str(action)
 
 

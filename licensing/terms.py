@@ -122,7 +122,8 @@ class Terms:
     def to_json(self) -> dict[str, Any]:
         if not self._json:
             object.__setattr__(self, "_json", _to_json(self))
-        return _copy(self._json)
+        copied: dict[str, Any] = _copy(self._json)
+        return copied
 
     @classmethod
     def from_json(cls, value: object) -> Terms:

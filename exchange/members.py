@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from exchange.models import ApiToken, Member, MemberKey
+from exchange.settlement import open_account
 from exchange.statements import StatementPolicy, check_statement, record_statement
 from ledger.audit import OPERATOR, MemberRegistration
 from ledger.entry import Entry, SignedStatement
@@ -102,6 +103,7 @@ def _add_member(session: Session, registration: MemberRegistration, name: str, s
     )
     session.add(member)
     session.flush()  # the member row must exist before rows that refer to it
+    open_account(session, member.id)
     session.add(
         MemberKey(
             key_id=registration.key_id,

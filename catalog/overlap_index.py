@@ -316,3 +316,22 @@ def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
             batch = []
     if batch:
         yield batch
+
+
+def versions_with_documents(
+    session: Session, digests: Sequence[bytes], *, chunk: int = LOOKUP_CHUNK
+) -> dict[bytes, list[str]]:
+    """For each document SHA-256 (32 raw bytes), the indexed versions that contain it."""
+    found: dict[bytes, list[str]] = {}
+    query = (
+        select(_DOCUMENTS.c.sha256, _VERSIONS.c.version_id)
+        .join(_VERSIONS, _VERSIONS.c.id == _DOCUMENTS.c.version_key)
+        .where(_DOCUMENTS.c.sha256.in_(bindparam("keys", expanding=True)))
+        .order_by(_VERSIONS.c.version_id)
+    )
+    connection = session.connection()
+    for start in range(0, len(digests), chunk):
+        keys = list(digests[start : start + chunk])
+        for digest, version_id in connection.execute(query, {"keys": keys}):
+            found.setdefault(bytes(digest), []).append(version_id)
+    return found

@@ -140,3 +140,30 @@ def dataset_of(session: Session, version: DatasetVersion) -> Dataset:
     if dataset is None:  # pragma: no cover - the foreign key makes this impossible
         raise DatasetNotFound(f"version {version.id} has no dataset")
     return dataset
+
+
+def versions_with_files(
+    session: Session, digests: Sequence[str], *, chunk: int = 2_000
+) -> dict[str, list[str]]:
+    """For each file SHA-256 (hex), the versions that contain a file with those bytes."""
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(digests), chunk):
+        keys = list(digests[start : start + chunk])
+        rows = session.exec(
+            select(VersionFile.sha256, VersionFile.version_id)
+            .where(col(VersionFile.sha256).in_(keys))
+            .order_by(col(VersionFile.version_id))
+        ).all()
+        for digest, version_id in rows:
+            found.setdefault(digest, []).append(version_id)
+    return found
+
+
+def existing_versions(session: Session, ids: Sequence[str], *, chunk: int = 2_000) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), chunk):
+        keys = list(ids[start : start + chunk])
+        found.update(
+            session.exec(select(DatasetVersion.id).where(col(DatasetVersion.id).in_(keys))).all()
+        )
+    return found

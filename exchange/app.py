@@ -17,13 +17,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from catalog.errors import CatalogError, DatasetNotFound, VersionNotFound
 from exchange.api import blobs as blob_routes
 from exchange.api import catalog as catalog_routes
+from exchange.api import delivery as delivery_routes
 from exchange.api import ledger as ledger_routes
+from exchange.api import licensing as licensing_routes
 from exchange.api import members as member_routes
 from exchange.context import Exchange
 from exchange.errors import ExchangeError
 from exchange.settings import Settings, load_settings
 from ledger.errors import FormatError, LedgerError, VerificationError
 from ledger.sql import SqlLedger
+from licensing.errors import LicensingError
 from storage import (
     BlobNotFound,
     IntegrityError,
@@ -77,6 +80,10 @@ def _install_problem_handlers(app: FastAPI) -> None:
     async def _catalog(request: Request, exc: CatalogError) -> JSONResponse:
         if isinstance(exc, DatasetNotFound | VersionNotFound):
             return problem(request, 404, "Not found", str(exc))
+        return problem(request, 422, "Invalid input", str(exc))
+
+    @app.exception_handler(LicensingError)
+    async def _licensing(request: Request, exc: LicensingError) -> JSONResponse:
         return problem(request, 422, "Invalid input", str(exc))
 
     @app.exception_handler(StorageError)
@@ -159,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger_routes.router)
     app.include_router(blob_routes.router)
     app.include_router(catalog_routes.router)
+    app.include_router(licensing_routes.router)
+    app.include_router(delivery_routes.router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, object]:

@@ -14,6 +14,7 @@ from catalog.documents import IngestOptions
 from catalog.ingest import IngestProgress, SourceFile, ingest, scan
 from catalog.manifest import VersionManifest
 from exchange.client import ClientError, ExchangeClient
+from exchange.lineage import Declared
 from exchange.publishing import PUBLISHED, statement_body
 
 
@@ -46,7 +47,9 @@ def publish_corpus(
     options: IngestOptions | None = None,
     workers: int = 2,
     progress: PublishProgress | None = None,
+    lineage: Declared | None = None,
 ) -> PublishResult:
+    """``lineage``: for a derived version, its sources (and agreements) and how it was made."""
     hooks = progress or PublishProgress()
     sources = scan(paths)
     hooks.started_hashing(sum(source.size for source in sources))
@@ -56,13 +59,15 @@ def publish_corpus(
     for digest, source in to_send.items():
         client.upload_blob(digest, source.path, progress=hooks.uploaded)
     version_label = label or _next_label(client, slug)
-    signed = client.sign(PUBLISHED, statement_body(slug, version_label, manifest))
-    body = {
+    signed = client.sign(PUBLISHED, statement_body(slug, version_label, manifest, lineage))
+    body: dict[str, Any] = {
         "label": version_label,
         "meta": {k: v for k, v in (meta or {}).items() if v is not None},
         "manifest": manifest.to_json(),
         "signed": signed.to_json(),
     }
+    if lineage is not None:
+        body.update(lineage.to_body())
     version = client.publish_version(slug, body)
     stored = len({f.sha256 for f in manifest.files}) - len(to_send)
     return PublishResult(version, manifest, version_label, len(to_send), stored)

@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(default=None, description="default: boto3's own lookup")
     s3_secret_access_key: str | None = None
     ingest_workers: int = Field(default=2, ge=1, description="processes verifying uploads")
+    exchange_fee_bps: int = Field(
+        default=0, ge=0, le=10_000, description="the exchange's fee on purchases, basis points"
+    )
+    download_ttl: int = Field(
+        default=900, ge=10, le=86_400, description="seconds a delivery's download URLs last"
+    )
+    public_url: str | None = Field(
+        default=None, description="the URL clients reach the API at (for download links)"
+    )
     host: str = "127.0.0.1"
     port: int = 8600
 

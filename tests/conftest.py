@@ -140,12 +140,16 @@ def live_server(prepared: Prepared, request: pytest.FixtureRequest) -> Iterator[
     """The real app under uvicorn on a loopback port, in this process.
 
     ``@pytest.mark.checkpoint_interval(seconds)`` turns the checkpoint schedule on;
-    ``@pytest.mark.s3_store`` keeps blobs in a fresh bucket on the test S3 server.
+    ``@pytest.mark.s3_store`` keeps blobs in a fresh bucket on the test S3 server;
+    ``@pytest.mark.exchange_settings(name=value, ...)`` overrides settings.
     """
     marker = request.node.get_closest_marker("checkpoint_interval")
     settings = prepared.settings
     if marker is not None:
         settings = settings.model_copy(update={"checkpoint_interval": marker.args[0]})
+    overrides = request.node.get_closest_marker("exchange_settings")
+    if overrides is not None:
+        settings = settings.model_copy(update=overrides.kwargs)
     if request.node.get_closest_marker("s3_store") is not None:
         moto: MotoServer = request.getfixturevalue("moto_server")
         options = moto.options

@@ -20,6 +20,7 @@ from exchange import ledger_service, publishing
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.api.schemas import SignedStatementIn
 from exchange.errors import Forbidden, InvalidInput, NotFound
+from exchange.lineage import Declared
 from exchange.models import Member
 from exchange.statements import parse_signed_statement
 
@@ -59,6 +60,12 @@ class PublishIn(BaseModel):
     meta: DatasetMetaIn = DatasetMetaIn()
     manifest: dict[str, Any]
     signed: SignedStatementIn
+    method: str | None = Field(
+        default=None, description="for a derived version: how (filtered, deduplicated, merged)"
+    )
+    derived_from: list[dict[str, Any]] | None = Field(
+        default=None, description="for a derived version: [{version, agreement}] of its sources"
+    )
 
 
 class VersionSummary(BaseModel):
@@ -215,12 +222,16 @@ def publish(slug: str, body: PublishIn, caller: CurrentMember, exchange: Exchang
         catalog.check_slug(slug)
     except CatalogError as exc:
         raise InvalidInput(f"manifest: {exc}") from None
+    declared = None
+    if body.method is not None or body.derived_from is not None:
+        declared = Declared.from_json(body.method, body.derived_from)
     publication = publishing.Publication(
         slug=slug,
         label=body.label,
         meta=body.meta.to_meta(),
         manifest=manifest,
         signed=parse_signed_statement(body.signed.model_dump()),
+        lineage=declared,
     )
     publishing.check_publication(publication)
     sketch = publishing.verify_claims(

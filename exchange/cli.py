@@ -41,6 +41,7 @@ from ledger.entry import b64encode, key_id_for
 from ledger.errors import LedgerError
 from ledger.note import Ed25519Verifier
 from ledger.proofbundle import ProofBundle, verify_proof_bundle
+from licensing.errors import LicensingError
 from storage import StorageError
 
 app = typer.Typer(
@@ -60,6 +61,17 @@ audit_app = typer.Typer(help="Verify the ledger as an outside auditor.", no_args
 dataset_app = typer.Typer(help="Datasets and their immutable versions.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Search the catalogue.", no_args_is_help=True)
 blobs_app = typer.Typer(help="Operator housekeeping of stored blobs.", no_args_is_help=True)
+offer_app = typer.Typer(
+    help="Offers of datasets under machine-readable terms.", no_args_is_help=True
+)
+licence_app = typer.Typer(
+    help="Licences (agreements): buy, list, revoke, check.", no_args_is_help=True
+)
+account_app = typer.Typer(help="Accounts in exchange credits.", no_args_is_help=True)
+data_app = typer.Typer(help="Licensed data: fetch files, delivery receipts.", no_args_is_help=True)
+compliance_app = typer.Typer(
+    help="Check a model's training data against its licences.", no_args_is_help=True
+)
 for sub, name in [
     (db_app, "db"),
     (keys_app, "keys"),
@@ -70,6 +82,11 @@ for sub, name in [
     (dataset_app, "dataset"),
     (catalog_app, "catalog"),
     (blobs_app, "blobs"),
+    (offer_app, "offer"),
+    (licence_app, "licence"),
+    (account_app, "account"),
+    (compliance_app, "compliance"),
+    (data_app, "data"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -591,6 +608,17 @@ def dataset_publish(
         str, typer.Option(help="Parquet column / JSONL field with the text.")
     ] = "text",
     workers: Annotated[int, typer.Option(help="Processes hashing files in parallel.")] = 2,
+    derived_from: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--derived-from",
+            help="A source version, as VERSION or VERSION=AGREEMENT (repeatable): "
+            "the version is derived from it under that licence.",
+        ),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help="How it was derived: filtered, deduplicated, merged.")
+    ] = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     key: KeyOpt = None,
@@ -622,6 +650,7 @@ def dataset_publish(
             workers=workers,
             options=IngestOptions(text_field=text_field),
             progress=hooks,
+            lineage=_declared_lineage(derived_from, method),
         )
     manifest, result = done.manifest, done.version
     emit(
@@ -635,6 +664,22 @@ def dataset_publish(
             highlight=False,
         ),
     )
+
+
+def _declared_lineage(derived_from: list[str] | None, method: str | None) -> Any:
+    from exchange.lineage import Declared
+
+    if not derived_from:
+        if method is not None:
+            raise CliError("--method describes a derivation: name its sources with --derived-from")
+        return None
+    if method is None:
+        raise CliError("a derived version needs --method (filtered, deduplicated, merged, ...)")
+    sources = []
+    for value in derived_from:
+        version, _, agreement = value.partition("=")
+        sources.append({"version": version, "agreement": agreement or None})
+    return Declared.from_json(method, sources)
 
 
 @contextmanager
@@ -959,6 +1004,700 @@ def catalog_search(
     )
 
 
+# -- offers, licences, accounts ----------------------------------------------------------------
+
+
+def _terms_from_options(
+    *,
+    terms_file: Path | None,
+    licence: str | None,
+    purpose: list[str] | None,
+    commercial: bool,
+    derivatives: bool,
+    redistribution: bool,
+    share_alike: bool,
+    territory: list[str] | None,
+    days: int | None,
+    attribution: list[str] | None,
+) -> Any:
+    """Terms from a file (Terms JSON or ODRL JSON-LD), from a well-known licence, or from flags."""
+    from licensing.classes import classify, terms_for
+    from licensing.odrl import from_jsonld
+
+    from licensing.terms import PURPOSES, Terms
+
+    chosen = [terms_file is not None, licence is not None]
+    if sum(chosen) > 1:
+        raise CliError("give terms one way: --terms FILE, or --licence, or the flags")
+    if terms_file is not None:
+        value = parse_json(_read_text(terms_file), what=str(terms_file))
+        if isinstance(value, dict) and ("@context" in value or "@type" in value):
+            return from_jsonld(value).terms
+        return Terms.from_json(value)
+    if licence is not None:
+        notice = attribution[0] if attribution else None
+        return terms_for(classify(licence), licence=licence, notice=notice)
+    return Terms(
+        purposes=frozenset(purpose or PURPOSES),
+        commercial=commercial,
+        derivation=derivatives or share_alike,
+        redistribution=redistribution,
+        territories=frozenset(t.upper() for t in territory) if territory else None,
+        duration_days=days,
+        attribution=tuple(attribution or ()),
+        share_alike=share_alike,
+    )
+
+
+def _offer_rows(offers: list[dict[str, Any]]) -> None:
+    from licensing.terms import Terms, describe
+
+    table(
+        "Offers",
+        ["id", "dataset", "version", "price", "terms", "buyer", "status"],
+        [
+            [
+                o["id"],
+                o["dataset"],
+                (o["version"] or "any")[:19],
+                f"{o['price']['amount']:,}",
+                describe(Terms.from_json(o["terms"])),
+                o["buyer"] or "public",
+                ("open" if o["open"] else "closed") if o["status"] == "open" else o["status"],
+            ]
+            for o in offers
+        ],
+    )
+
+
+@offer_app.command("create")
+def offer_create(
+    dataset: Annotated[str, typer.Option("--dataset", help="The dataset's slug.")],
+    price: Annotated[int, typer.Option(help="Price in exchange credits.", min=0)],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Offer one version (default: any version).")
+    ] = None,
+    terms_file: Annotated[
+        Path | None, typer.Option("--terms", help="Terms JSON or ODRL JSON-LD file.")
+    ] = None,
+    licence: Annotated[
+        str | None, typer.Option(help="A well-known licence (SPDX expression) to offer under.")
+    ] = None,
+    purpose: Annotated[
+        list[str] | None,
+        typer.Option(help="training, fine-tuning, evaluation, research (repeatable; default all)."),
+    ] = None,
+    commercial: Annotated[bool, typer.Option(help="Permit commercial use.")] = False,
+    derivatives: Annotated[bool, typer.Option(help="Permit derived versions.")] = False,
+    redistribution: Annotated[bool, typer.Option(help="Permit redistribution.")] = False,
+    share_alike: Annotated[bool, typer.Option(help="Derivatives keep these terms.")] = False,
+    territory: Annotated[
+        list[str] | None, typer.Option(help="ISO 3166 country code (repeatable; default anywhere).")
+    ] = None,
+    days: Annotated[int | None, typer.Option(help="Each licence lasts this many days.")] = None,
+    attribution: Annotated[
+        list[str] | None, typer.Option(help="A notice licensees must reproduce (repeatable).")
+    ] = None,
+    open_days: Annotated[
+        float | None, typer.Option(help="Accept purchases for this many days (default: no end).")
+    ] = None,
+    buyer: Annotated[str | None, typer.Option(help="A private offer to this buyer.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Offer a dataset (or one version) under machine-readable terms, signed by you."""
+    from datetime import UTC, datetime, timedelta
+
+    from licensing.terms import Price
+
+    terms = _terms_from_options(
+        terms_file=terms_file,
+        licence=licence,
+        purpose=purpose,
+        commercial=commercial,
+        derivatives=derivatives,
+        redistribution=redistribution,
+        share_alike=share_alike,
+        territory=territory,
+        days=days,
+        attribution=attribution,
+    )
+    until = datetime.now(UTC) + timedelta(days=open_days) if open_days else None
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.publish_offer(
+            dataset=dataset,
+            version=version,
+            terms=terms,
+            price=Price(price),
+            valid_until=until,
+            buyer=buyer,
+        )
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"offer {result['id']} for {dataset} at {price:,} credits "
+            f"(ledger entry {result['published_seq']})",
+            highlight=False,
+        ),
+    )
+
+
+@offer_app.command("list")
+def offer_list(
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Only offers of it.")] = None,
+    all_offers: Annotated[
+        bool, typer.Option("--all", help="Include withdrawn and expired offers.")
+    ] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Offers you can accept (and your own)."""
+    with client_for(server, token) as client:
+        result = client.offers(dataset=dataset, version=version, include_closed=all_offers)
+    emit(result, as_json, lambda: _offer_rows(result))
+
+
+@offer_app.command("show")
+def offer_show(
+    offer_id: str,
+    odrl: Annotated[bool, typer.Option("--odrl", help="Print it as ODRL JSON-LD.")] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One offer: its terms, price and status."""
+    with client_for(server, token) as client:
+        result = client.odrl("offers", offer_id) if odrl else client.offer(offer_id)
+    if odrl:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        return
+    emit(result, as_json, lambda: _offer_rows([result]))
+
+
+@offer_app.command("withdraw")
+def offer_withdraw(
+    offer_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded on the ledger).")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw your offer: no new licences; existing ones stand."""
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.withdraw_offer(offer_id, reason)
+    emit(result, as_json, lambda: out.print(f"withdrew offer {offer_id}"))
+
+
+def _licence_rows(agreements: list[dict[str, Any]]) -> None:
+    from licensing.terms import Terms, describe
+
+    table(
+        "Licences",
+        ["id", "version", "from", "to", "price", "terms", "until", "state"],
+        [
+            [
+                a["id"],
+                a["target"][:19] + "…",
+                a["assigner"],
+                a["assignee"],
+                f"{a['price']['amount']:,}",
+                describe(Terms.from_json(a["terms"])),
+                a["valid_until"] or "-",
+                a["state"],
+            ]
+            for a in agreements
+        ],
+    )
+
+
+@licence_app.command("buy")
+def licence_buy(
+    offer_id: str,
+    version: Annotated[
+        str | None, typer.Option("--version", help="The exact version (default: the offer's).")
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accept an offer for one exact version: you sign the agreement and pay its price."""
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.buy(offer_id, version=version)
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"licence {result['id']} for {result['target']} "
+            f"({result['price']['amount']:,} credits; ledger entry {result['granted_seq']})",
+            highlight=False,
+        ),
+    )
+
+
+@licence_app.command("list")
+def licence_list(
+    of: Annotated[
+        str | None, typer.Option("--of", help="Another member's (operators, auditors).")
+    ] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Only this version.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Your licences, as buyer and as provider."""
+    with client_for(server, token) as client:
+        result = client.licences(member=of, version=version)
+    emit(result, as_json, lambda: _licence_rows(result))
+
+
+@licence_app.command("show")
+def licence_show(
+    agreement_id: str,
+    odrl: Annotated[bool, typer.Option("--odrl", help="Print it as ODRL JSON-LD.")] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One licence (agreement): parties, version, terms, validity."""
+    with client_for(server, token) as client:
+        result = client.odrl("licences", agreement_id) if odrl else client.licence(agreement_id)
+    if odrl:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        return
+    emit(result, as_json, lambda: _licence_rows([result]))
+
+
+@licence_app.command("revoke")
+def licence_revoke(
+    agreement_id: str,
+    reason: Annotated[str, typer.Option(help="The cause (recorded on the ledger).")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a licence you granted, for cause (uses before now stay permitted)."""
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.revoke_licence(agreement_id, reason)
+    emit(result, as_json, lambda: out.print(f"revoked {agreement_id} at {result['revoked_at']}"))
+
+
+@licence_app.command("check")
+def licence_check(
+    version: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    purpose: Annotated[str, typer.Option(help="training, fine-tuning, evaluation, research.")],
+    of: Annotated[str | None, typer.Option("--of", help="The member (default: you).")] = None,
+    commercial: Annotated[bool, typer.Option(help="A commercial use.")] = False,
+    territory: Annotated[str | None, typer.Option(help="Where (ISO 3166 code).")] = None,
+    at: Annotated[str | None, typer.Option(help="When (RFC 3339 UTC ms, default now).")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """May a member use a version for a purpose now (or then)? Permit or deny, with reasons.
+
+    Exits 0 on permit, 3 on deny (scripts can branch on it)."""
+    with client_for(server, token, member=member) as client:
+        subject = of or client.require_member()
+        result = client.may(
+            member=subject,
+            version=version,
+            purpose=purpose,
+            commercial=commercial,
+            territory=territory,
+            at=at,
+        )
+
+    def human() -> None:
+        verdict = "[green]permit[/green]" if result["permitted"] else "[red]deny[/red]"
+        out.print(f"{verdict} {subject} {purpose} on {version}")
+        for reason in result["reasons"]:
+            out.print(f"  {reason['code']}: {reason['message']}", highlight=False)
+
+    emit(result, as_json, human)
+    if not result["permitted"]:
+        raise typer.Exit(3)
+
+
+@account_app.command("show")
+def account_show(
+    member_id: Annotated[str | None, typer.Argument(help="Member (default: you).")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A balance in exchange credits and its recent postings."""
+    with client_for(server, token, member=member) as client:
+        result = client.account(member_id or client.require_member())
+
+    def human() -> None:
+        out.print(f"{result['member']}: {result['balance']:,} credits")
+        table(
+            "Postings",
+            ["entry", "kind", "reference", "amount", "time"],
+            [
+                [p["seq"], p["kind"], p["reference"], f"{p['amount']:+,}", p["time"]]
+                for p in result["history"]
+            ],
+        )
+
+    emit(result, as_json, human)
+
+
+@account_app.command("books")
+def account_books(
+    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Every balance, and the books' checks: sum zero, balanced postings (operators, auditors)."""
+    with client_for(server, token) as client:
+        result = client.books()
+    ok = (
+        result["total"] == 0
+        and result["unbalanced_transactions"] == 0
+        and not result["drifted_accounts"]
+    )
+
+    def human() -> None:
+        table(
+            "Accounts",
+            ["account", "balance"],
+            [[k, f"{v:,}"] for k, v in result["accounts"].items()],
+        )
+        out.print(
+            ("[green]balanced[/green]" if ok else "[red]NOT balanced[/red]")
+            + f": total {result['total']}, {result['unbalanced_transactions']} unbalanced "
+            f"transaction(s), drifted: {', '.join(result['drifted_accounts']) or 'none'}"
+        )
+
+    emit(result, as_json, human)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _cash_command(kind: str) -> Callable[..., None]:
+    def command(
+        member_id: Annotated[str, typer.Argument(help="The member.")],
+        amount: Annotated[int, typer.Argument(help="Credits.", min=1)],
+        reference: Annotated[str, typer.Option(help="Your reference (e.g. a bank transfer).")],
+        server: ServerOpt = None,
+        token: TokenOpt = None,
+        key: KeyOpt = None,
+        member: MemberOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        with client_for(server, token, key, member, signing=True) as client:
+            move = client.deposit if kind == "deposit" else client.withdraw
+            result = move(member_id, amount, reference)
+        emit(
+            result,
+            as_json,
+            lambda: out.print(
+                f"{kind} of {amount:,} credits for {member_id}: balance {result['balance']:,} "
+                f"(ledger entry {result['seq']})"
+            ),
+        )
+
+    command.__doc__ = (
+        "Credit a member's account (operators)."
+        if kind == "deposit"
+        else "Debit a member's account (operators; no overdraft)."
+    )
+    return command
+
+
+account_app.command("deposit")(_cash_command("deposit"))
+account_app.command("withdraw")(_cash_command("withdraw"))
+
+
+# -- compliance and lineage --------------------------------------------------------------------
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    value = parse_json(_read_text(path), what=str(path))
+    if not isinstance(value, dict):
+        raise CliError(f"{path} must hold a JSON object (a training manifest)")
+    return value
+
+
+@compliance_app.command("check")
+def compliance_check(
+    manifest_file: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Training manifest.")],
+    of: Annotated[
+        str | None, typer.Option("--of", help="Another member's (operators, auditors).")
+    ] = None,
+    attest: Annotated[
+        bool, typer.Option(help="If compliant, record a signed model.training.attested entry.")
+    ] = False,
+    spdx: Annotated[
+        Path | None, typer.Option(help="Also write the SPDX 3.0 AI package here.")
+    ] = None,
+    report_out: Annotated[Path | None, typer.Option("--out", help="Write the report here.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a model's training data against its licences: one verdict per item.
+
+    Exits 0 if every item is covered, 3 if not."""
+    manifest = _manifest(manifest_file)
+    with client_for(server, token, key, member, signing=attest) as client:
+        with progress_bar("checking", not as_json) as tick:
+            tick(0, 1)
+            report = client.compliance_check(manifest, member=of)
+            tick(1, 1)
+        attested = None
+        if attest and report["compliant"]:
+            attested = client.attest_training(manifest)
+            report = attested["report"]
+        if spdx is not None:
+            spdx.write_text(
+                json.dumps(client.compliance_spdx(manifest, member=of), indent=2) + "\n"
+            )
+    if report_out is not None:
+        report_out.write_text(json.dumps(report, indent=2) + "\n")
+    result = {**report, "attestation_seq": attested["seq"] if attested else None}
+
+    def human() -> None:
+        counts = ", ".join(f"{n:,} {status}" for status, n in sorted(report["counts"].items()))
+        verdict = "[green]compliant[/green]" if report["compliant"] else "[red]NOT compliant[/red]"
+        out.print(f"{verdict} {report['model']}: {counts}")
+        problems = [v for v in report["items"] if v["status"] != "covered"]
+        if problems:
+            table(
+                f"Not covered ({len(problems):,})",
+                ["item", "status", "why"],
+                [
+                    [
+                        " ".join(f"{k} {x[:23]}" for k, x in v["item"].items()),
+                        v["status"],
+                        v["reason"],
+                    ]
+                    for v in problems[:50]
+                ],
+            )
+        if attested:
+            out.print(f"attested as ledger entry {attested['seq']}")
+        elif attest:
+            out.print("not attested: the data is not covered")
+
+    emit(result, as_json, human)
+    if not report["compliant"]:
+        raise typer.Exit(3)
+
+
+@compliance_app.command("bundle")
+def compliance_bundle(
+    seq: Annotated[int, typer.Argument(help="The model.training.attested entry.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Bundle file to write.")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch the offline bundle of a training attestation (for audit verify-attestation)."""
+    with client_for(server, token) as client:
+        bundle = client.attestation_bundle(seq)
+    out_file.write_text(json.dumps(bundle, indent=2) + "\n")
+    emit({"out": str(out_file), "seq": seq}, as_json, lambda: out.print(f"wrote {out_file}"))
+
+
+@dataset_app.command("lineage")
+def dataset_lineage(
+    version: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    prov: Annotated[
+        str | None, typer.Option(help="Print W3C PROV: 'turtle' (PROV-O) or 'json' (PROV-JSON).")
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A version's sources, the terms it inherits, and the versions derived from it."""
+    with client_for(server, token) as client:
+        if prov is not None:
+            if prov not in ("turtle", "json"):
+                raise CliError("--prov is 'turtle' or 'json'")
+            sys.stdout.write(client.lineage_prov(version, prov))
+            return
+        result = client.lineage(version)
+
+    def human() -> None:
+        from licensing.terms import Terms, describe
+
+        out.print(f"{version}: {result['method'] or 'not derived'}")
+        for source in result["sources"]:
+            out.print(f"  from {source['version']} under {source['agreement'] or 'own rights'}")
+        if result["inherited_terms"]:
+            out.print(f"  inherits: {describe(Terms.from_json(result['inherited_terms']))}")
+        for derived in result["derived"]:
+            out.print(f"  derived into {derived}")
+
+    emit(result, as_json, human)
+
+
+# -- delivery ----------------------------------------------------------------------------------
+
+
+@data_app.command("fetch")
+def data_fetch(
+    version: Annotated[str, typer.Argument(help="The licensed version id (sha256:...).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to download into.")],
+    purpose: Annotated[
+        str, typer.Option(help="What for: training, fine-tuning, evaluation, research.")
+    ] = "training",
+    commercial: Annotated[bool, typer.Option(help="A commercial use.")] = False,
+    territory: Annotated[str | None, typer.Option(help="Where (ISO 3166 code).")] = None,
+    file: Annotated[
+        list[str] | None, typer.Option("--file", help="Only this file (repeatable).")
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download the files of a version you hold a licence for; resumable; every file verified."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from exchange.fetcher import FetchProgress, fetch_version
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with client_for(server, token) as client:
+        if as_json:
+            result = fetch_version(
+                client,
+                version,
+                out_dir,
+                purpose=purpose,
+                commercial=commercial,
+                territory=territory,
+                files=file,
+            )
+        else:
+            with Progress(*columns, console=err, transient=True) as bar:
+                task = bar.add_task("downloading", total=None)
+                hooks = FetchProgress(
+                    started=lambda total: bar.update(task, total=total),
+                    advanced=lambda n: bar.advance(task, n),
+                    verifying=lambda name: bar.update(task, description=f"verifying {name}"),
+                )
+                result = fetch_version(
+                    client,
+                    version,
+                    out_dir,
+                    purpose=purpose,
+                    commercial=commercial,
+                    territory=territory,
+                    files=file,
+                    progress=hooks,
+                )
+    summary = {
+        "delivery": result.delivery,
+        "version": result.version,
+        "files": result.files,
+        "downloaded_bytes": result.downloaded_bytes,
+        "resumed_bytes": result.resumed_bytes,
+        "already_present": result.already_present,
+        "receipt": str(result.receipt) if result.receipt else None,
+    }
+    emit(
+        summary,
+        as_json,
+        lambda: out.print(
+            f"[green]verified[/green] {len(result.files)} file(s) of {version[:23]}… in {out_dir} "
+            f"({_human_size(result.downloaded_bytes)} downloaded"
+            + (f", {_human_size(result.resumed_bytes)} resumed" if result.resumed_bytes else "")
+            + f"); delivery receipt: ledger entry {result.delivery}, {result.receipt}",
+            highlight=False,
+        ),
+    )
+
+
+@data_app.command("receipt")
+def data_receipt(
+    seq: Annotated[int, typer.Argument(help="The data.delivered ledger entry.")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the receipt here.")] = None,
+    verify: Annotated[
+        bool, typer.Option(help="Check it against the log's key (pinned or given).")
+    ] = True,
+    vkey: Annotated[str | None, typer.Option(help="The log's verifier key.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A delivery's receipt: its ledger entry and an offline proof that the log includes it."""
+    import base64
+
+    with client_for(server, token) as client:
+        receipt = client.delivery_receipt(seq)
+        trusted = vkey or _pinned_vkey(config_dir() / "audit", client.server) or client.vkey()
+    if verify:
+        bundle = ProofBundle.from_text(receipt["proof"])
+        verify_proof_bundle(
+            bundle,
+            entry=base64.b64decode(receipt["entry"]),
+            log_verifier=Ed25519Verifier.from_vkey(trusted),
+        )
+    if out_file is not None:
+        out_file.write_text(json.dumps(receipt, indent=2) + "\n")
+    delivered = receipt["delivery"]
+
+    def human() -> None:
+        out.print(
+            f"delivery {seq}: {len(delivered['files'])} file(s) of {delivered['version']} to "
+            f"{delivered['member']} under {delivered['agreement']} for {delivered['purpose']}"
+            + ("; [green]included in the log[/green]" if verify else ""),
+            highlight=False,
+        )
+        if out_file is not None:
+            out.print(f"wrote {out_file}")
+
+    emit({**receipt, "verified": verify}, as_json, human)
+
+
+@data_app.command("list")
+def data_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Your deliveries."""
+    with client_for(server, token) as client:
+        result = client.deliveries()
+    emit(
+        result,
+        as_json,
+        lambda: table(
+            "Deliveries",
+            ["entry", "version", "agreement", "purpose", "files", "when"],
+            [
+                [
+                    d["seq"],
+                    d["version"][:23] + "…",
+                    d["agreement"],
+                    d["purpose"],
+                    len(d["files"]),
+                    d["created_at"],
+                ]
+                for d in result
+            ],
+        ),
+    )
+
+
 # -- audit -------------------------------------------------------------------------------------
 
 
@@ -1107,6 +1846,38 @@ def audit_verify_document(
     )
 
 
+@audit_app.command("verify-attestation")
+def audit_verify_attestation(
+    bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="An attestation bundle.")],
+    vkey: Annotated[str, typer.Option(help="The log's verifier key.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify offline that a model's training data was covered by its licences, as attested."""
+    from licensing.attestation import verify_attestation_bundle
+
+    bundle = parse_json(_read_text(bundle_file), what=str(bundle_file))
+    verified = verify_attestation_bundle(bundle, log_vkey=vkey)
+    result = {
+        "ok": True,
+        "seq": verified.seq,
+        "member": verified.member,
+        "model": verified.model,
+        "items": verified.items,
+        "agreements": list(verified.agreements),
+        "log_size": verified.log_size,
+    }
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"[green]ok[/green] {verified.member} attested at entry {verified.seq} that "
+            f"{verified.model}'s {verified.items:,} training item(s) are covered by "
+            f"{len(verified.agreements)} agreement(s), each re-checked against its terms",
+            highlight=False,
+        ),
+    )
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -1118,6 +1889,7 @@ def _read_text(path: Path) -> str:
 
 USER_ERRORS = (
     CatalogError,
+    LicensingError,
     StorageError,
     CliError,
     ClientError,

@@ -299,7 +299,8 @@ def expand(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     try:
         expanded: list[dict[str, Any]] = jsonld.expand(
             copy.deepcopy(dict(document)),
-            {"documentLoader": document_loader},
+            # No base IRI: a relative IRI stays relative, and so cannot pass as one of ours.
+            {"documentLoader": document_loader, "base": None},
             on_property_dropped=dropped.append,
         )
     except FormatError:
@@ -520,9 +521,10 @@ def _rule_type(node: Mapping[str, Any], kind: str) -> None:
 def _action(node: Mapping[str, Any], what: str) -> str:
     iri = _iri(_one(node, _ACTION, f"the action of a {what}"), f"the action of a {what}")
     if iri not in _ACTIONS:
+        hint = "" if is_absolute_iri(iri) else " (a term the context does not define)"
         raise TermsError(
-            f"unknown action {iri!r} in a {what}: supported are odrl:use, odrl:commercialize, "
-            "odrl:derive and odrl:distribute"
+            f"unknown action {iri!r}{hint} in a {what}: supported are odrl:use, "
+            "odrl:commercialize, odrl:derive and odrl:distribute"
         )
     return _ACTIONS[iri]
 

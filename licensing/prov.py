@@ -70,6 +70,10 @@ class LineageRecord:
     sources: tuple[tuple[str, str | None], ...]
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sources, tuple | list) or not all(
+            isinstance(source, tuple | list) for source in self.sources
+        ):
+            raise FormatError("sources are (version id, agreement id or None) pairs")
         object.__setattr__(self, "sources", tuple(tuple(s) for s in self.sources))
         if not is_version_id(self.derived):
             raise FormatError(f"a derived version id is 'sha256:<64 hex>', got {self.derived!r}")

@@ -558,3 +558,11 @@ def test_every_purpose_has_a_project_iri() -> None:
     right = to_jsonld(narrowed)["permission"][0]["constraint"][0]["rightOperand"]
     assert right == [{"@id": f"cx:{p}"} for p in PURPOSES[1:]]
     assert from_jsonld(to_jsonld(narrowed)) == narrowed
+
+
+def test_a_plain_odrl_policy_reads_as_a_set() -> None:
+    document = to_jsonld(
+        Policy(kind="Set", uid="urn:corpusx:offer:s", target="news", terms=Terms())
+    )
+    document["@type"] = "Policy"
+    assert from_jsonld(document).kind == "Set"

@@ -252,8 +252,11 @@ def _parse(value: object) -> Terms:
         if action != USE and "constraint" in rule:
             raise TermsError(f"constraints apply to 'use' only, not to {action!r}")
     constraints = _constraints(permitted[USE].get("constraint", []))
-    attribution = _duties(permitted[USE], USE)
-    share_alike = bool(_duties(permitted[DERIVE], DERIVE)) if DERIVE in permitted else False
+    # Every permission's duties are checked: a duty on an action that carries none must not
+    # vanish silently.
+    duties = {action: _duties(rule, action) for action, rule in permitted.items()}
+    attribution = duties[USE]
+    share_alike = bool(duties.get(DERIVE))
     licence = value.get("licence")
     if licence is not None and not isinstance(licence, str):
         raise TermsError("'licence' must be a string (a licence name or SPDX expression)")

@@ -1023,7 +1023,6 @@ def _terms_from_options(
     """Terms from a file (Terms JSON or ODRL JSON-LD), from a well-known licence, or from flags."""
     from licensing.classes import classify, terms_for
     from licensing.odrl import from_jsonld
-
     from licensing.terms import PURPOSES, Terms
 
     chosen = [terms_file is not None, licence is not None]
@@ -1693,6 +1692,38 @@ def data_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt
                     d["created_at"],
                 ]
                 for d in result
+            ],
+        ),
+    )
+
+
+@catalog_app.command("import-dpi")
+def catalog_import_dpi(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="DPI summary JSON files.")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import Data Provenance Initiative dataset cards as metadata-only listings, classified."""
+    from licensing.dpi import load_summaries
+
+    load_summaries(directory)  # the same checks the exchange makes, before anything is sent
+    summaries = {
+        path.name: parse_json(_read_text(path), what=path.name)
+        for path in sorted(directory.glob("*.json"))
+        if not path.name.startswith("_")
+    }
+    with client_for(server, token) as client:
+        result = client.import_dpi(summaries)
+    emit(
+        result,
+        as_json,
+        lambda: table(
+            f"{len(result)} listing(s) imported",
+            ["DPI id", "listing", "own licences", "with lineage", "unresolved sources"],
+            [
+                [r["uid"], r["slug"], r["own"], r["inherited"], ", ".join(r["unresolved_sources"])]
+                for r in result
             ],
         ),
     )

@@ -308,6 +308,13 @@ class ExchangeClient:
         body = {"member": member_id, "amount": amount, "reference": reference}
         return self.signed_post(f"/accounts/{member_id}/withdrawals", "account.withdrawn", body)
 
+    def import_dpi(self, summaries: dict[str, Any]) -> Any:
+        body = {"summaries": summaries}
+        return self.request("POST", "/listings/dpi", json=body, timeout=None).json()
+
+    def listing(self, slug: str) -> Any:
+        return self.get_json(f"/datasets/{slug}/listing")
+
     # -- delivery ------------------------------------------------------------------------------
 
     def request_delivery(

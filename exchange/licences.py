@@ -260,7 +260,7 @@ def publish_offer(
     """``offer.published``: the provider of the dataset offers it (or one version) under terms."""
     check_statement(session, signed, caller=caller, expected_type=OFFER_PUBLISHED, policy=policy)
     spec = OfferTerms.from_body(signed.statement.body)
-    dataset = _dataset(session, spec.dataset)
+    dataset = find_dataset(session, spec.dataset)
     if dataset.provider != caller.id:
         raise Forbidden(f"dataset {dataset.slug} belongs to {dataset.provider}")
     offered = _offered_versions(session, dataset, spec.version)
@@ -551,7 +551,7 @@ def _id(dataset: Dataset) -> int:
     return dataset.id
 
 
-def _dataset(session: Session, slug: str) -> Dataset:
+def find_dataset(session: Session, slug: str) -> Dataset:
     try:
         return catalog.get_dataset(session, slug)
     except CatalogError as exc:

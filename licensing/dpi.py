@@ -93,9 +93,14 @@ def _read_file(path: Path) -> list[DpiDataset]:
         content = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise FormatError(f"{path.name}: not a JSON file: {error}") from None
+    return datasets_from_summary(path.name, content)
+
+
+def datasets_from_summary(file: str, content: object) -> list[DpiDataset]:
+    """The datasets of one summary's parsed JSON (``file`` names it in errors)."""
     if not isinstance(content, dict):
-        raise FormatError(f"{path.name}: a DPI summary is an object of datasets keyed by uid")
-    return [_dataset(path.name, uid, row) for uid, row in content.items()]
+        raise FormatError(f"{file}: a DPI summary is an object of datasets keyed by uid")
+    return [_dataset(file, uid, row) for uid, row in content.items()]
 
 
 def _dataset(file: str, uid: str, row: object) -> DpiDataset:
@@ -174,18 +179,7 @@ def classify_collection(datasets: Sequence[DpiDataset]) -> dict[str, DpiClassifi
     unknown: dict[str, tuple[str, ...]] = {}
     for dataset in datasets:
         own[dataset.uid], unknown[dataset.uid] = _own_class(dataset)
-    index = _lineage_index(datasets)
-    sources: dict[str, set[str]] = {}
-    unresolved: dict[str, tuple[str, ...]] = {}
-    for dataset in datasets:
-        found: set[str] = set()
-        missing: list[str] = []
-        for reference in dataset.derived_from:
-            matches = index.get(_key(reference), set()) - {dataset.uid}
-            found |= matches
-            if not matches and _key(reference) not in _own_keys(dataset):
-                missing.append(reference)
-        sources[dataset.uid], unresolved[dataset.uid] = found, tuple(missing)
+    sources, unresolved = resolve_sources(datasets)
     # An unresolved source is one whose licence nobody recorded: unspecified, as the DPI
     # counts a dataset without licence information.
     seeds = {
@@ -197,6 +191,38 @@ def classify_collection(datasets: Sequence[DpiDataset]) -> dict[str, DpiClassifi
         uid: DpiClassification(uid, own[uid], inherited[uid], unknown[uid], unresolved[uid])
         for uid in own
     }
+
+
+def resolve_sources(
+    datasets: Sequence[DpiDataset],
+) -> tuple[dict[str, set[str]], dict[str, tuple[str, ...]]]:
+    """For each dataset (by uid) the uids its "Derived from Datasets" entries name within the
+    collection, and the entries that name none of it."""
+    sources: dict[str, set[str]] = {}
+    unresolved: dict[str, tuple[str, ...]] = {}
+    for uid, named in references(datasets).items():
+        sources[uid] = {match for _, matches in named for match in matches or ()}
+        unresolved[uid] = tuple(reference for reference, matches in named if matches is None)
+    return sources, unresolved
+
+
+def references(
+    datasets: Sequence[DpiDataset],
+) -> dict[str, list[tuple[str, frozenset[str] | None]]]:
+    """For each dataset, each "Derived from Datasets" entry and the uids it names in the
+    collection: ``None`` when it names none, an empty set when it names only the dataset itself."""
+    index = _lineage_index(datasets)
+    found: dict[str, list[tuple[str, frozenset[str] | None]]] = {}
+    for dataset in datasets:
+        named: list[tuple[str, frozenset[str] | None]] = []
+        for reference in dataset.derived_from:
+            matches = frozenset(index.get(_key(reference), set()) - {dataset.uid})
+            if not matches and _key(reference) not in _own_keys(dataset):
+                named.append((reference, None))
+            else:
+                named.append((reference, matches))
+        found[dataset.uid] = named
+    return found
 
 
 def _own_class(dataset: DpiDataset) -> tuple[UseClass, tuple[str, ...]]:

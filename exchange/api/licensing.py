@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
-from exchange import evaluation, lineage, settlement
+from exchange import evaluation, lineage, listings, settlement
 from exchange import licences as service
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.api.members import recorded
 from exchange.api.schemas import EntryRecorded, SignedStatementIn
-from exchange.errors import Forbidden, InvalidInput
+from exchange.errors import Forbidden, InvalidInput, NotFound
 from exchange.evaluation import decide_use
 from exchange.statements import parse_signed_statement
 from ledger.audit import OPERATOR
@@ -552,3 +552,41 @@ def version_lineage_prov(
     if format == "json":
         return Response(to_provjson(records), media_type="application/json")
     return Response(to_turtle(records), media_type="text/turtle")
+
+
+# -- imported listings ------------------------------------------------------------------------
+
+
+class DpiImportIn(BaseModel):
+    summaries: dict[str, Any] = Field(
+        description="DPI summary files by name: each an object of datasets keyed by uid"
+    )
+
+
+class ImportedListing(BaseModel):
+    uid: str = Field(description="the DPI's Unique Dataset Identifier")
+    slug: str
+    name: str
+    own: str = Field(description="use class from its own licences")
+    inherited: str = Field(description="use class including its lineage")
+    unknown_licences: list[str]
+    unresolved_sources: list[str]
+
+
+@router.post("/listings/dpi", response_model=list[ImportedListing])
+def import_dpi(body: DpiImportIn, caller: CurrentMember, exchange: ExchangeDep) -> Any:
+    """Create or update metadata-only listings from Data Provenance Initiative dataset cards."""
+    require_role(caller, "provider", OPERATOR)
+    with exchange.transaction() as session:
+        return listings.import_dpi(session, body.summaries, caller=caller)
+
+
+@router.get("/datasets/{slug}/listing", response_model=dict[str, Any])
+def dataset_listing(slug: str, caller: CurrentMember, exchange: ExchangeDep) -> Any:
+    """An imported listing's licences, creators, lineage links and use classes."""
+    with exchange.reading() as session:
+        dataset = service.find_dataset(session, slug)
+        shown = listings.listing_of(session, dataset)
+    if shown is None:
+        raise NotFound(f"{slug} is not an imported listing")
+    return shown

@@ -240,6 +240,33 @@ def serve(
     )
 
 
+@app.command()
+def demo(
+    server: Annotated[str, typer.Option(help="The running exchange.")] = DEFAULT_SERVER,
+    folder: Annotated[
+        Path, typer.Option("--dir", help="Where the tour keeps its keys, corpus and downloads.")
+    ] = Path(".corpusx/demo"),
+    again: Annotated[bool, typer.Option(help="Run it even if it ran before.")] = False,
+) -> None:
+    """The tour: provider, model builder and auditor do their whole job, command by command."""
+    from exchange.demo import DemoError, run_demo
+
+    if (folder / "members.json").exists() and not again:
+        out.print(
+            f"the tour already ran: its members' keys and tokens are in {folder}/members.json "
+            "(run `corpusx demo --again` to make a new round)"
+        )
+        return
+    if again and (folder / "members.json").exists():
+        raise CliError(
+            f"the members of the last tour exist already: use another --dir than {folder}"
+        )
+    try:
+        run_demo(server, folder, echo=lambda line: out.print(line, highlight=False, markup=False))
+    except DemoError as exc:
+        raise CliError(str(exc)) from None
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Apply all migrations to the configured database."""

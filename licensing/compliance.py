@@ -140,6 +140,8 @@ class TrainingManifest:
         missing = [name for name in _REQUIRED if name not in value]
         if missing:
             raise ManifestError(f"the manifest lacks {missing}")
+        if "territory" in value and value["territory"] is None:
+            raise ManifestError("'territory' must be an ISO 3166-1 alpha-2 code (omit it for none)")
         data = value["data"]
         if not isinstance(data, list):
             raise ManifestError("'data' must be a list of items")
@@ -292,6 +294,8 @@ class ComplianceReport:
             raise FormatError("a compliance report must be a JSON object")
         if set(value) - fields or (fields - {"territory"}) - set(value):
             raise FormatError(f"a compliance report has exactly the fields {sorted(fields)}")
+        if "territory" in value and value["territory"] is None:
+            raise FormatError("'territory' is omitted when there is none, never null")
         items = value["items"]
         if not isinstance(items, list):
             raise FormatError("'items' must be a list of verdicts")

@@ -43,7 +43,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _TERRITORY = re.compile(r"^[A-Z]{2}$")
 _MANIFEST_FIELDS = {"model", "purpose", "commercial", "date", "territory", "data"}
 _REQUIRED = ("model", "purpose", "commercial", "date", "data")
-_MORE_REASONS = 3  # a verdict's line names at most this many reasons, then counts the rest
+_MORE_REASONS = 4  # reasons named in a verdict's line (all of a permit's); the rest are counted
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +43,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _TERRITORY = re.compile(r"^[A-Z]{2}$")
 _MANIFEST_FIELDS = {"model", "purpose", "commercial", "date", "territory", "data"}
 _REQUIRED = ("model", "purpose", "commercial", "date", "data")
-_MORE_REASONS = 3  # a verdict's line names at most this many reasons, then counts the rest
+_MORE_REASONS = 4  # reasons named in a verdict's line (all of a permit's); the rest are counted
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,7 @@ class TrainingManifest:
     at: datetime
     territory: str | None
     items: tuple[ManifestItem, ...]
+    _digest: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_header(self.model, self.purpose, self.commercial, self.at, self.territory)
@@ -140,6 +141,8 @@ class TrainingManifest:
         missing = [name for name in _REQUIRED if name not in value]
         if missing:
             raise ManifestError(f"the manifest lacks {missing}")
+        if "territory" in value and value["territory"] is None:
+            raise ManifestError("'territory' must be an ISO 3166-1 alpha-2 code (omit it for none)")
         data = value["data"]
         if not isinstance(data, list):
             raise ManifestError("'data' must be a list of items")
@@ -162,7 +165,10 @@ class TrainingManifest:
 
     def digest(self) -> str:
         """SHA-256 (hex) of the RFC 8785 canonical JSON: the identity of this manifest."""
-        return hashlib.sha256(canonical_bytes(self.to_json())).hexdigest()
+        if not self._digest:  # immutable, so computed once
+            digest = hashlib.sha256(canonical_bytes(self.to_json())).hexdigest()
+            object.__setattr__(self, "_digest", digest)
+        return self._digest
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,17 @@ class ItemVerdict:
             )
         if not isinstance(self.reason, str) or not self.reason:
             raise FormatError("a verdict needs its reason")
+
+    @classmethod
+    def _checked(
+        cls, item: ManifestItem, status: str, version: str, agreement: str | None, reason: str
+    ) -> ItemVerdict:
+        """A verdict from values the engine has already checked (skips ``__post_init__``)."""
+        verdict = object.__new__(cls)
+        verdict.__dict__.update(
+            item=item, status=status, version=version, agreement=agreement, reason=reason
+        )
+        return verdict
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -292,6 +309,8 @@ class ComplianceReport:
             raise FormatError("a compliance report must be a JSON object")
         if set(value) - fields or (fields - {"territory"}) - set(value):
             raise FormatError(f"a compliance report has exactly the fields {sorted(fields)}")
+        if "territory" in value and value["territory"] is None:
+            raise FormatError("'territory' is omitted when there is none, never null")
         items = value["items"]
         if not isinstance(items, list):
             raise FormatError("'items' must be a list of verdicts")
@@ -339,25 +358,16 @@ def check(
     covered by a grant permitting the manifest's use; the first such version (in id order) is
     named. Otherwise the verdict is the most specific denial among its versions.
     """
-    decisions: dict[str, Decision] = {}
-
-    def decide(version: str) -> Decision:
-        decision = decisions.get(version)
-        if decision is None:
-            use = Use(
-                member,
-                version,
-                manifest.purpose,
-                manifest.commercial,
-                manifest.territory,
-                manifest.at,
-            )
-            decision = decisions[version] = grants.decide(use)
-        return decision
-
-    verdicts = tuple(
-        _verdict(item, sorted(set(resolution.get(item, ()))), decide) for item in manifest.items
+    question = Use(
+        member,
+        _ANY_VERSION,
+        manifest.purpose,
+        manifest.commercial,
+        manifest.territory,
+        manifest.at,
     )
+    judge = _Judge(question, grants)
+    verdicts = tuple(judge.verdict(item, resolution.get(item, ())) for item in manifest.items)
     return ComplianceReport(
         manifest.digest(),
         member,
@@ -370,24 +380,49 @@ def check(
     )
 
 
-def _verdict(
-    item: ManifestItem, versions: list[str], decide: Callable[[str], Decision]
-) -> ItemVerdict:
-    if not versions:
-        where = (
-            "this version is not on the exchange"
-            if item.kind == VERSION
-            else f"no version on the exchange holds this {item.kind}"
-        )
-        return ItemVerdict(item, UNKNOWN, None, None, where)
-    decided: list[tuple[str, Decision]] = [(version, decide(version)) for version in versions]
-    for version, decision in decided:
-        if decision.permitted:
-            return ItemVerdict(item, COVERED, version, decision.agreement, _line(version, decision))
-    # The candidate version whose best denial is the most specific says most about the item.
-    version, decision = min(decided, key=lambda vd: DENY_CODES.index(vd[1].code))
-    top = decision.reasons[0]
-    return ItemVerdict(item, top.code, version, top.agreement, _line(version, decision))
+_ANY_VERSION = "sha256:" + "0" * 64  # a placeholder: each version asked about replaces it
+_Outcome = tuple[int, str, str, str | None, str]  # rank, version, status, agreement, line
+
+
+class _Judge:
+    """One decision per version, however many items it holds."""
+
+    def __init__(self, question: Use, grants: GrantIndex) -> None:
+        self.question = question
+        self.grants = grants
+        self.outcomes: dict[str, _Outcome] = {}
+
+    def outcome(self, version: str) -> _Outcome:
+        found = self.outcomes.get(version)
+        if found is None:
+            decision = self.grants.decide(self.question.for_version(version))
+            if decision.permitted:
+                found = (-1, version, COVERED, decision.agreement, _line(version, decision))
+            else:
+                top = decision.reasons[0]
+                rank = DENY_CODES.index(top.code)
+                found = (rank, version, top.code, top.agreement, _line(version, decision))
+            self.outcomes[version] = found
+        return found
+
+    def verdict(self, item: ManifestItem, versions: Sequence[str]) -> ItemVerdict:
+        if not versions:
+            return ItemVerdict(item, UNKNOWN, None, None, _UNKNOWN_REASONS[item.kind])
+        if len(versions) == 1:
+            best = self.outcome(versions[0])
+        else:
+            # Covered by the first covering version in id order; otherwise the most specific
+            # denial (then the first version) says most about the item.
+            best = min(self.outcome(version) for version in set(versions))
+        _, version, status, agreement, line = best
+        return ItemVerdict._checked(item, status, version, agreement, line)
+
+
+_UNKNOWN_REASONS = {
+    VERSION: "this version is not on the exchange",
+    FILE: "no version on the exchange holds this file",
+    DOCUMENT: "no version on the exchange holds this document",
+}
 
 
 def _line(version: str, decision: Decision) -> str:

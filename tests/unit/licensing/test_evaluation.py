@@ -476,7 +476,7 @@ def _permits(g: Grant, u: Use) -> bool:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_cases())
 def test_may_and_the_index_agree_with_the_rules(case: tuple[list[Grant], Use]) -> None:
     grants, question = case

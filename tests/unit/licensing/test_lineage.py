@@ -315,7 +315,7 @@ def _without_order(terms: Terms) -> tuple[object, ...]:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_SOURCES, st.randoms(use_true_random=False), st.booleans())
 def test_inherit_is_commutative(sources: list[Source], rng: object, offered: bool) -> None:
     shuffled = list(sources)
@@ -327,7 +327,7 @@ def test_inherit_is_commutative(sources: list[Source], rng: object, offered: boo
         assert _without_order(first) == _without_order(second)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_SOURCES, st.booleans())
 def test_inherit_is_never_looser_than_any_source(sources: list[Source], offered: bool) -> None:
     combined = _outcome(sources, offered=offered)
@@ -339,7 +339,7 @@ def test_inherit_is_never_looser_than_any_source(sources: list[Source], offered:
         assert all(s.terms.redistribution for s in sources)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_SOURCES)
 def test_inherit_refuses_exactly_when_a_rule_says_so(sources: list[Source]) -> None:
     terms = [s.terms for s in sources]
@@ -354,7 +354,7 @@ def test_inherit_refuses_exactly_when_a_rule_says_so(sources: list[Source]) -> N
     assert (_outcome(sources) is None) == refused
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_SOURCES)
 def test_inheriting_again_changes_nothing(sources: list[Source]) -> None:
     combined = _outcome(sources)

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 
 from exchange.app import create_app
 from exchange.client import ExchangeClient
@@ -57,19 +59,35 @@ def pg_template() -> Iterator[str]:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database of each kind; SQLite lives in the test's tmp dir."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'data' / 'exchange.db'}"
+DATABASES = ["sqlite", "postgres"]
+
+
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, kind: str, directory: Path) -> Iterator[str]:
+    """A fresh, migrated database of ``kind``; SQLite lives under ``directory``.
+
+    Shared by the per-test ``database_url`` and by module-scoped fixtures that build one market
+    for many tests.
+    """
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / 'data' / 'exchange.db'}"
         upgrade(url)
         yield url
         return
     template = request.getfixturevalue("pg_template")
     name = f"corpusx_test_{os.getpid()}_{secrets.token_hex(4)}"
     _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield pg_url(name)
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield pg_url(name)
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database of each kind; SQLite lives in the test's tmp dir."""
+    with fresh_database(request, request.param, tmp_path) as url:
+        yield url
 
 
 @dataclass
@@ -82,10 +100,10 @@ class Prepared:
     vkey: str
 
 
-@pytest.fixture
-def prepared(database_url: str, tmp_path: Path) -> Prepared:
+def prepare(database_url: str, directory: Path) -> Prepared:
+    """Initialise an exchange on ``database_url`` with its data dir under ``directory``."""
     settings = Settings(
-        data_dir=tmp_path / "data",
+        data_dir=directory / "data",
         database_url=database_url,
         checkpoint_interval=0,
         log_origin=TEST_ORIGIN,
@@ -93,6 +111,11 @@ def prepared(database_url: str, tmp_path: Path) -> Prepared:
     key = Ed25519PrivateKey.generate()
     done = initialise(settings, operator="operator", operator_name="Operator", operator_key=key)
     return Prepared(settings, key, done.token, done.vkey)
+
+
+@pytest.fixture
+def prepared(database_url: str, tmp_path: Path) -> Prepared:
+    return prepare(database_url, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +143,7 @@ def free_port() -> int:
 class LiveServer:
     url: str
     prepared: Prepared
+    app: FastAPI
 
     def client(
         self,
@@ -162,8 +186,32 @@ def live_server(prepared: Prepared, request: pytest.FixtureRequest) -> Iterator[
                 "s3_secret_access_key": options["secret_access_key"],
             }
         )
+    with serve(settings, prepared) as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def module_live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One live exchange per database kind, shared by all the tests of a module.
+
+    For modules that build an expensive market once and whose tests only read it or add fresh
+    resources of their own (so that they do not depend on each other's order).
+    """
+    directory = tmp_path_factory.mktemp(f"{request.module.__name__.rsplit('.', 1)[-1]}-")
+    with fresh_database(request, request.param, directory) as url:
+        prepared = prepare(url, directory)
+        with serve(prepared.settings, prepared) as server:
+            yield server
+
+
+@contextmanager
+def serve(settings: Settings, prepared: Prepared) -> Iterator[LiveServer]:
+    """The real app under uvicorn on a loopback port, in a thread of this process."""
+    app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -172,6 +220,8 @@ def live_server(prepared: Prepared, request: pytest.FixtureRequest) -> Iterator[
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", prepared)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", prepared, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

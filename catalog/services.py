@@ -44,6 +44,9 @@ class DatasetMeta:
             self.labels[kind] = tuple(sorted(set(values)))
         if self.title is not None and not 0 < len(self.title.strip()) <= 300:
             raise CatalogError("title must have 1-300 characters")
+        for name in ("title", "description", "card", "licence_summary"):
+            if "\x00" in (getattr(self, name) or ""):  # PostgreSQL stores no NUL: neither do we
+                raise CatalogError(f"{name} contains a NUL character")
 
 
 def check_slug(slug: str) -> str:

@@ -8,10 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.errors import CatalogError, DatasetNotFound, VersionNotFound
@@ -21,6 +21,8 @@ from exchange.api import delivery as delivery_routes
 from exchange.api import ledger as ledger_routes
 from exchange.api import licensing as licensing_routes
 from exchange.api import members as member_routes
+from exchange.api.deps import refuse_nul
+from exchange.api.schemas import PROBLEM_MEDIA_TYPE, PROBLEMS
 from exchange.context import Exchange
 from exchange.errors import ExchangeError
 from exchange.settings import Settings, load_settings
@@ -36,7 +38,7 @@ from storage import (
 )
 
 log = logging.getLogger("corpusx")
-PROBLEM = "application/problem+json"
+PROBLEM = PROBLEM_MEDIA_TYPE
 
 
 def problem(request: Request, status: int, title: str, detail: str, **headers: str) -> JSONResponse:
@@ -102,6 +104,19 @@ def _install_problem_handlers(app: FastAPI) -> None:
             return problem(request, 500, "Stored data failed its integrity check", str(exc))
         return problem(request, 422, "Invalid blob", str(exc))
 
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the routes let through (a NUL in JSON text, say): bad
+        # input, answered without echoing the SQL.
+        log.warning("the database refused a value on %s: %s", request.url.path, exc.orig)
+        return problem(
+            request,
+            422,
+            "Invalid input",
+            "a value in the request cannot be stored or compared (a NUL character, a number "
+            "out of range, or text too long)",
+        )
+
     @app.exception_handler(OperationalError)
     async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database busy: %s", exc.orig)
@@ -159,6 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="A corpus-data exchange with a verifiable provenance ledger",
         lifespan=lifespan,
+        responses=PROBLEMS,
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.exchange = exchange
     _install_problem_handlers(app)

@@ -27,7 +27,15 @@ from catalog.models import Dataset, DatasetVersion
 from exchange import lineage
 from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound
 from exchange.models import Member
-from exchange.settlement import FEES, Movement, apply, check_funds, lock_accounts, member_account_id
+from exchange.settlement import (
+    FEES,
+    MAX_AMOUNT,
+    Movement,
+    apply,
+    check_funds,
+    lock_accounts,
+    member_account_id,
+)
 from exchange.statements import StatementPolicy, check_statement, record_statement
 from ledger.audit import OPERATOR
 from ledger.entry import Entry, SignedStatement, format_time, parse_time
@@ -228,6 +236,8 @@ class OfferTerms:
             price = Price.from_json(body["price"])
         except LicensingError as exc:
             raise InvalidInput(f"price: {exc}") from None
+        if price.amount > MAX_AMOUNT:  # no purchase could move it: the most one movement carries
+            raise InvalidInput(f"price: at most {MAX_AMOUNT} credits")
         valid_from = _time(body["valid_from"], "valid_from")
         valid_until = None
         if body["valid_until"] is not None:

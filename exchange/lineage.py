@@ -186,6 +186,8 @@ def lineage_records(session: Session, version_id: str) -> list[LineageRecord]:
     """The derivation of ``version_id`` and of each derived version it descends from."""
     from licensing.prov import LineageRecord  # PROV support loads rdflib: only when asked
 
+    if session.get(DatasetVersion, version_id) is None:
+        raise NotFound(f"no version {version_id!r}")
     records: list[LineageRecord] = []
     pending, done = [version_id], set()
     while pending:

@@ -18,7 +18,7 @@ from catalog.proofs import prove_document
 from catalog.search import MAX_PAGE_SIZE, SearchQuery, search
 from exchange import ledger_service, publishing
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
-from exchange.api.schemas import SignedStatementIn
+from exchange.api.schemas import MAX_INTEGER, NO_NUL, SignedStatementIn
 from exchange.errors import Forbidden, InvalidInput, NotFound
 from exchange.lineage import Declared
 from exchange.models import Member
@@ -56,7 +56,7 @@ class DatasetMetaIn(BaseModel):
 class PublishIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: str = Field(min_length=1, max_length=100)
+    label: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     meta: DatasetMetaIn = DatasetMetaIn()
     manifest: dict[str, Any]
     signed: SignedStatementIn
@@ -164,8 +164,8 @@ def search_datasets(
     domain: Annotated[list[str] | None, Query()] = None,
     tag: Annotated[list[str] | None, Query()] = None,
     provider: str | None = None,
-    min_bytes: Annotated[int | None, Query(ge=0)] = None,
-    max_bytes: Annotated[int | None, Query(ge=0)] = None,
+    min_bytes: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
+    max_bytes: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> SearchOut:
@@ -323,7 +323,7 @@ def document_proof(
     caller: CurrentMember,
     exchange: ExchangeDep,
     file: Annotated[str, Query(max_length=1024, description="the file's name in the version")],
-    record: Annotated[int | None, Query(ge=0)] = None,
+    record: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
     document: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$", description="SHA-256")] = None,
 ) -> dict[str, Any]:
     """A bundle proving one document belongs to the version, down to the publishing entry."""

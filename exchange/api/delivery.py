@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from exchange import delivery as service
 from exchange import ledger_service
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
+from exchange.api.schemas import SeqPath, problem_responses
 from exchange.errors import InvalidInput
 from ledger.entry import b64encode
 from licensing.errors import LicensingError
@@ -102,7 +103,7 @@ def list_deliveries(caller: CurrentMember, exchange: ExchangeDep) -> Any:
 
 
 @router.get("/deliveries/{seq}/receipt", response_model=ReceiptOut)
-def receipt(seq: int, caller: CurrentMember, exchange: ExchangeDep) -> ReceiptOut:
+def receipt(seq: SeqPath, caller: CurrentMember, exchange: ExchangeDep) -> ReceiptOut:
     """The delivery's ledger entry with an offline inclusion proof (the buyer's receipt)."""
     with exchange.transaction() as session:
         row = service.visible_delivery(session, seq, caller)
@@ -134,7 +135,11 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 @router.get(
     "/downloads/{token}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        206: {"description": "the requested range", "content": {"application/octet-stream": {}}},
+        **problem_responses(416),
+    },
 )
 def download(
     token: str,

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from exchange.context import Exchange
-from exchange.errors import Forbidden, Unauthenticated
+from exchange.errors import Forbidden, InvalidInput, Unauthenticated
 from exchange.members import authenticate
 from exchange.models import Member
 
@@ -34,6 +34,14 @@ def current_member(
 
 
 CurrentMember = Annotated[Member, Depends(current_member)]
+
+
+def refuse_nul(request: Request) -> None:
+    """No id, name or search term on the exchange holds a NUL character, and PostgreSQL cannot
+    even compare one: refuse it in the path or the query of any request, on every database."""
+    query = request.query_params.multi_items()
+    if "\x00" in request.url.path or any("\x00" in k + v for k, v in query):
+        raise InvalidInput("the request's path or query contains a NUL character")
 
 
 def require_role(member: Member, *roles: str) -> None:

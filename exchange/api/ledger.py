@@ -10,11 +10,15 @@ from exchange import ledger_service as service
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.api.members import recorded
 from exchange.api.schemas import (
+    MAX_INTEGER,
     ConsistencyProofOut,
     EntryPublic,
     EntryRecorded,
     InclusionProofOut,
+    SeqPath,
+    SeqQuery,
     SignedStatementIn,
+    SizeQuery,
 )
 from exchange.errors import InvalidInput, NotFound
 from exchange.statements import parse_signed_statement
@@ -79,7 +83,7 @@ def tile(path: str, exchange: ExchangeDep) -> Response:
 
 
 @router.get("/entries/{seq}", response_model=EntryPublic)
-def entry(seq: int, exchange: ExchangeDep) -> EntryPublic:
+def entry(seq: SeqPath, exchange: ExchangeDep) -> EntryPublic:
     with exchange.reading() as session:
         data = service.entry_bytes(session, seq)
     parsed = Entry.from_bytes(data, strict=False)
@@ -91,8 +95,10 @@ def entry(seq: int, exchange: ExchangeDep) -> EntryPublic:
 @router.get("/proof/inclusion", response_model=InclusionProofOut)
 def inclusion(
     exchange: ExchangeDep,
-    seq: Annotated[int, Query(ge=0)],
-    size: Annotated[int | None, Query(ge=1, description="default: the latest checkpoint")] = None,
+    seq: SeqQuery,
+    size: Annotated[
+        int | None, Query(ge=1, le=MAX_INTEGER, description="default: the latest checkpoint")
+    ] = None,
 ) -> InclusionProofOut:
     with exchange.reading() as session:
         ledger = SqlLedger(session)
@@ -118,8 +124,8 @@ def inclusion(
 @router.get("/proof/consistency", response_model=ConsistencyProofOut)
 def consistency(
     exchange: ExchangeDep,
-    size1: Annotated[int, Query(ge=1)],
-    size2: Annotated[int, Query(ge=1)],
+    size1: SizeQuery,
+    size2: SizeQuery,
 ) -> ConsistencyProofOut:
     with exchange.reading() as session:
         ledger = SqlLedger(session)
@@ -132,7 +138,7 @@ def consistency(
 @router.get(
     "/proof/bundle/{seq}", response_class=Response, responses={200: {"content": {TEXT: {}}}}
 )
-def bundle(seq: int, exchange: ExchangeDep) -> Response:
+def bundle(seq: SeqPath, exchange: ExchangeDep) -> Response:
     """An offline c2sp.org/tlog-proof@v1 bundle for entry ``seq``."""
     with exchange.transaction() as session:
         proof = service.proof_bundle(session, exchange.log_signer, seq)

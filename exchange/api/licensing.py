@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from exchange import evaluation, lineage, listings, settlement
 from exchange import licences as service
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.api.members import recorded
-from exchange.api.schemas import EntryRecorded, SignedStatementIn
+from exchange.api.schemas import EntryRecorded, SeqPath, SignedStatementIn
 from exchange.errors import Forbidden, InvalidInput, NotFound
 from exchange.evaluation import decide_use
 from exchange.statements import parse_signed_statement
@@ -415,6 +415,8 @@ def _jsonld(document: dict[str, Any]) -> Response:
 
 
 class ComplianceCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     manifest: dict[str, Any] = Field(description="a training manifest (docs/evaluation.md)")
     member: str | None = Field(
         default=None, description="whose training data (operators, auditors); default: yours"
@@ -422,6 +424,8 @@ class ComplianceCheckIn(BaseModel):
 
 
 class AttestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     manifest: dict[str, Any]
     signed: SignedStatementIn = Field(description="a signed model.training.attested statement")
 
@@ -503,7 +507,9 @@ def list_attestations(
 
 
 @router.get("/compliance/attestations/{seq}/bundle", response_model=dict[str, Any])
-def attestation_bundle(seq: int, caller: CurrentMember, exchange: ExchangeDep) -> dict[str, Any]:
+def attestation_bundle(
+    seq: SeqPath, caller: CurrentMember, exchange: ExchangeDep
+) -> dict[str, Any]:
     """What an auditor needs to verify the attestation offline with the log's key alone."""
     with exchange.transaction() as session:
         return evaluation.attestation_bundle(session, seq, log_signer=exchange.log_signer)
@@ -558,6 +564,8 @@ def version_lineage_prov(
 
 
 class DpiImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     summaries: dict[str, Any] = Field(
         description="DPI summary files by name: each an object of datasets keyed by uid"
     )

@@ -35,8 +35,11 @@ from fastapi import FastAPI
 
 from catalog.ingest import ingest, scan
 from exchange import licences
+from exchange.client import ClientError
 from exchange.delivery import DownloadClaims
 from exchange.keys import raw_public_key
+from exchange.lineage import Declared
+from exchange.publisher import publish_corpus
 from exchange.publishing import PUBLISHED, statement_body
 from ledger.entry import b64encode, format_time, key_id_for
 from licensing.attestation import ATTESTED, attestation_body
@@ -633,3 +636,33 @@ def _unb64(text: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_a_statement_for_another_log_is_refused(world: World) -> None:
+    """A statement names the log it is for: one signed for another exchange is not replayable
+    here, even by its own signer."""
+    bob = world.buyer
+    signed = statement("attest.x", {"a": 1}, member=bob.id, key=bob.key, log="elsewhere.test/log")
+    size = world.size()
+    response = world.http.post(
+        "/ledger/attest", json=signed.to_json(), headers={"Authorization": f"Bearer {bob.token}"}
+    )
+    assert response.status_code == 403 and "elsewhere.test/log" in response.json()["detail"]
+    assert world.size() == size
+
+
+def test_nobody_derives_under_another_members_licence(world: World) -> None:
+    """umbra declares acme's version as its source under bob's agreement: refused, and nothing
+    of the would-be version exists."""
+    umbra = world.members["other_provider"]
+    root = world.tmp / "umbra-derived"
+    root.mkdir()
+    lines = (world.tmp / "corpus" / "part-0.jsonl").read_text().splitlines()
+    (root / "part-0.jsonl").write_text("\n".join(lines[:40]) + "\n")
+    size = world.size()
+    declared = Declared("filtered", ((world.version, world.agreement),))
+    with pytest.raises(ClientError) as refused:
+        publish_corpus(umbra.client, [root], slug="umbra-derived", workers=1, lineage=declared)
+    assert refused.value.status == 403 and "not one of umbra's" in str(refused.value)
+    assert world.size() == size
+    assert world.send("other_provider", Call("GET", "/datasets/umbra-derived")).status_code == 404

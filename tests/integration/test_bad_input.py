@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from exchange import licences
+from exchange.publishing import statement_body
 from ledger.entry import format_time
 from licensing.terms import Price
 from tests.conftest import LiveServer
@@ -438,3 +439,92 @@ def test_text_no_database_can_store_is_refused(market: Market) -> None:
     assert market.size() == size
     assert acme.client.dataset("cat-facts")["title"] == title
     assert len(bob.client.tokens()) == tokens
+
+
+def _publish_bodies(market: Market) -> list[object]:
+    manifest = market.published.manifest
+    signed = _signed(
+        market.acme, "dataset.version.published", statement_body("cat-facts", "v9", manifest)
+    )
+    good = {"label": "v9", "meta": {}, "manifest": manifest.to_json(), "signed": signed}
+    return [
+        None,
+        [],
+        {},
+        good | {"label": ""},
+        good | {"label": "x" * 101},
+        good | {"manifest": {}},
+        good | {"manifest": []},
+        good | {"manifest": manifest.to_json() | {"files": "all"}},
+        good | {"signed": {}},
+        good | {"signed": signed | {"signature": "AAAA"}},
+        good | {"meta": {"title": ""}},
+        good | {"meta": {"tags": ["not a label!"]}},
+        good | {"meta": {"unknown": 1}},
+        good | {"method": "filtered"},
+        good | {"method": "filtered", "derived_from": "everything"},
+        good | {"derived_from": [{"version": 5, "agreement": None}], "method": "merged"},
+        good | {"extra": 1},
+        good,  # v9 names the same manifest as v1: versions are immutable, a 409
+    ]
+
+
+def test_malformed_catalogue_and_blob_writes_change_nothing(market: Market) -> None:
+    acme, bob = market.acme, market.bob
+    attempts: list[tuple[str, str, Member, object]] = [
+        ("POST", "/datasets/cat-facts/versions", acme, body) for body in _publish_bodies(market)
+    ]
+    attempts += [("POST", "/datasets/Not_A_Slug/versions", acme, _publish_bodies(market)[-1])]
+    attempts += [
+        ("PATCH", "/datasets/cat-facts", acme, body)
+        for body in (
+            None,
+            [],
+            {"title": ""},
+            {"title": "x" * 301},
+            {"tags": ["not a label!"]},
+            {"tags": ["x"] * 51},
+            {"languages": "en"},
+            {"card": "x" * 200_001},
+            {"description": 5},
+            {"unknown": 1},
+        )
+    ]
+    attempts += [
+        ("POST", "/tokens", bob, body)
+        for body in (None, [], {"label": "x" * 101}, {"label": 5}, {"extra": 1})
+    ]
+    attempts += [
+        ("POST", "/blobs/missing", acme, body)
+        for body in (
+            None,
+            {},
+            {"digests": "all"},
+            {"digests": ["ABC"]},
+            {"digests": ["0" * 63]},
+            {"digests": ["0" * 64] * 10_001},
+        )
+    ]
+    attempts += [
+        (method, f"/blobs/{digest}", acme, b"some bytes")
+        for method in ("PUT", "HEAD")
+        for digest in ("ABC", "0" * 63, "g" * 64, LONG, "%00", "..%2F..%2Fetc%2Fpasswd")
+    ]
+    attempts += [("PUT", f"/blobs/{'0' * 64}", acme, b"bytes of another digest")]
+    size = market.size()
+    dataset = acme.client.dataset("cat-facts")
+    tokens = len(bob.client.tokens())
+    for method, path, caller, body in attempts:
+        headers = {"Authorization": f"Bearer {caller.token}"}
+        if isinstance(body, bytes):
+            response = httpx.request(method, market.live.url + path, content=body, headers=headers)
+        else:
+            response = httpx.request(method, market.live.url + path, json=body, headers=headers)
+        shown = ascii(body)[-200:]
+        assert 400 <= response.status_code < 500, (method, path, shown, response.text)
+        if method != "HEAD":
+            assert response.headers["content-type"].startswith("application/problem+json")
+    assert market.size() == size
+    assert acme.client.dataset("cat-facts") == dataset
+    assert len(bob.client.tokens()) == tokens
+    assert acme.client.missing_blobs(["0" * 64]) == ["0" * 64]

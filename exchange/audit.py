@@ -1,7 +1,9 @@
 """Auditing the whole log: through the public API (``--server``) or on the database (``--local``).
 
-Both feed every entry to the pure ``ledger.audit.LogAuditor`` and compare the final root with the
-signed checkpoint. The last verified checkpoint is remembered per log key, so the next run also
+Both feed every entry to the pure ``ledger.audit.LogAuditor`` (signatures, roles, chain, tree) and
+then to ``licensing.market_audit.MarketAuditor`` (what the entries mean: offers, agreements,
+deliveries and money replayed against each other), and compare the final root with the signed
+checkpoint. The last verified checkpoint is remembered per log key, so the next run also
 checks that the log only grew from it (append-only), by recomputing the old root from the
 re-fetched entries and by verifying the server's consistency proof.
 """
@@ -27,6 +29,7 @@ from ledger.merkle import verify_consistency
 from ledger.note import Ed25519Verifier
 from ledger.sql import SqlLedger
 from ledger.tiles import TILE_WIDTH, decode_entry_bundle, entries_path
+from licensing.market_audit import MarketAuditor
 
 Progress = Callable[[int, int], None]
 BATCH = 2000
@@ -114,8 +117,9 @@ def _audit(
                 root1=previous.root,
                 root2=root,
             )
+    market = MarketAuditor()
     for data, stored in entries(size):
-        auditor.feed(data, stored_leaf_hash=stored)
+        market.feed(auditor.feed(data, stored_leaf_hash=stored))
         if progress is not None and auditor.size % BATCH == 0:
             progress(auditor.size, size)
     auditor.check_root(size=size, root=root)

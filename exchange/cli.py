@@ -1211,6 +1211,7 @@ def audit_anchors_command(
                 demand=Demand(confirmations=confirmations, finalized=finalized),
                 progress=tick,
             )
+        _pin_vkey(state_dir, client.server, trusted)  # the log's checkpoint verified with it
     checks = [
         {
             "seq": c.seq,

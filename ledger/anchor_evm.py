@@ -19,7 +19,12 @@ import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
+from web3.exceptions import (
+    BlockNotFound,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3Exception,
+)
 
 from ledger.anchor import (
     EVENT_TOPIC,
@@ -38,6 +43,7 @@ T = TypeVar("T")
 GAS_MARGIN = 1.2  # over the node's estimate: the event's cost is fixed, the margin is cheap
 _ALREADY_KNOWN = ("already known", "known transaction", "already imported")
 _NONCE_USED = ("nonce too low", "nonce has already been used", "oldnonce", "invalid nonce")
+_NOT_OWNER = "0x245aecd3"  # the selector of the contract's error NotOwner(address)
 
 
 def _hex(value: bytes) -> str:
@@ -53,12 +59,21 @@ def _translated(action: str) -> Iterator[None]:
         raise ChainUnavailable(
             f"{action}: the chain node is unreachable ({type(exc).__name__})"
         ) from None
+    except ContractLogicError as exc:
+        raise ChainError(f"{action}: the contract would revert: {_revert_reason(exc)}") from None
     except (Web3Exception, ValueError) as exc:  # web3 raises ValueError for some node answers
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         lowered = message.lower()
         if any(words in lowered for words in _NONCE_USED):
             raise NonceConflict(f"{action}: {message}") from None
         raise ChainError(f"{action}: {message}") from None
+
+
+def _revert_reason(exc: ContractLogicError) -> str:
+    data = str(exc.data or "")
+    if data.startswith(_NOT_OWNER):
+        return f"NotOwner(0x{data[-40:]}): this account does not own the contract"
+    return exc.message or data or "no reason given"
 
 
 def _receipt(raw: Any) -> ChainReceipt:

@@ -81,7 +81,7 @@ class Anvil:
         command = [str(anvil_binary()), "--port", str(self.port), "--silent", *self.extra]
         if self.state_file is not None:
             command += ["--state", str(self.state_file)]
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop())
         self._process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
         )
@@ -156,7 +156,9 @@ class Anvil:
 
 
 @contextlib.contextmanager
-def running_anvil(*, state_file: Path | None = None, extra: tuple[str, ...] = ()) -> Iterator[Anvil]:
+def running_anvil(
+    *, state_file: Path | None = None, extra: tuple[str, ...] = ()
+) -> Iterator[Anvil]:
     node = Anvil(state_file=state_file, extra=extra)
     node.start()
     try:

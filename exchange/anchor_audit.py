@@ -9,16 +9,22 @@ event of our contract anchors exactly the entry's origin, size and root; the blo
 (the confirmations the entry says the exchange waited for, or the auditor's own demand, or the
 ``finalized`` tag); the root is the log's own root at that size, recomputed from the entries;
 and the server's consistency proof from that size to the current checkpoint verifies.
+
+Then it reads every event of those contracts for this log's origin, recorded on the log or not:
+each one that a checkpoint already covers must anchor the log's own root at its size. A log that
+showed someone else another history and anchored that one is caught here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from exchange.audit import remote_consistency_proof, remote_entries
 from exchange.client import ExchangeClient
 from ledger.anchor import (
+    AnchoredEvent,
     AnchorRecord,
     ChainReader,
     ChainView,
@@ -36,6 +42,7 @@ from ledger.note import Ed25519Verifier
 ANCHORED = "checkpoint.anchored"
 _ANCHORED_BYTES = b'"type":"checkpoint.anchored"'  # a cheap filter before parsing an entry
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,15 +68,36 @@ class AnchorCheck:
 
 
 @dataclass(frozen=True)
+class EventCheck:
+    """The verdict on one anchor event found on the chain (recorded on the log or not)."""
+
+    found: AnchoredEvent
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def describe(self) -> str:
+        return (
+            f"event in tx {self.found.tx_hash} (block {self.found.block_number}, size "
+            f"{self.found.event.size}): {self.error or 'ok'}"
+        )
+
+
+@dataclass(frozen=True)
 class AnchorAuditReport:
     origin: str
     size: int
     chain: ChainView
     checks: tuple[AnchorCheck, ...]
+    events: tuple[EventCheck, ...]
+    events_ahead: int  # events of sizes no checkpoint covers yet: checked next time
 
     @property
-    def failures(self) -> tuple[AnchorCheck, ...]:
-        return tuple(check for check in self.checks if not check.ok)
+    def failures(self) -> tuple[AnchorCheck | EventCheck, ...]:
+        everything: tuple[AnchorCheck | EventCheck, ...] = (*self.checks, *self.events)
+        return tuple(check for check in everything if not check.ok)
 
 
 @dataclass(frozen=True)
@@ -93,22 +121,55 @@ def audit_anchors(
     verifier: Ed25519Verifier,
     *,
     demand: Demand = Demand(),
+    from_block: int = 0,
     progress: Progress | None = None,
 ) -> AnchorAuditReport:
-    """Verify every anchor on the log; a log that does not match its checkpoint fails outright."""
+    """Verify every anchor on the log, and every anchor event of its contracts on the chain.
+
+    A log whose entries do not hash to its own checkpoint fails outright (``VerificationError``).
+    """
     signed = open_checkpoint(client.checkpoint(), verifier)
     size, root = signed.checkpoint.size, signed.checkpoint.root
     leaves, found = _read_log(client, size, progress)
-    roots = _roots_at(leaves, {_claimed_size(entry) for _, entry in found} | {size})
+    view = chain.view()
+    contracts = sorted({c for _, entry in found if (c := _claimed(entry, "contract", str))})
+    events = [
+        e
+        for contract in contracts
+        for e in chain.anchor_events(contract, from_block=from_block)
+        if e.event.origin == verifier.name
+    ]
+    sizes = {_claimed(entry, "size", int) or 0 for _, entry in found}
+    roots = _roots_at(leaves, sizes | {e.event.size for e in events} | {size})
     if roots[size] != root:
         raise VerificationError(
             f"the log's entries hash to {roots[size].hex()}, its checkpoint of size {size} "
             f"says {root.hex()}"
         )
-    view = chain.view()
     auditor = _Auditor(client, chain, verifier, view, size, root, roots, demand)
     checks = tuple(auditor.check(seq, entry) for seq, entry in found)
-    return AnchorAuditReport(signed.checkpoint.origin, size, view, checks)
+    covered = [e for e in events if e.event.size <= size]
+    return AnchorAuditReport(
+        signed.checkpoint.origin,
+        size,
+        view,
+        checks,
+        tuple(_check_event(e, roots) for e in covered),
+        len(events) - len(covered),
+    )
+
+
+def _check_event(found: AnchoredEvent, roots: dict[int, bytes]) -> EventCheck:
+    event = found.event
+    ours = roots.get(event.size)
+    if ours is None:
+        return EventCheck(found, "anchors an empty tree")
+    if ours != event.root:
+        return EventCheck(
+            found,
+            f"anchors root {event.root.hex()}, the log's root at size {event.size} is {ours.hex()}",
+        )
+    return EventCheck(found, None)
 
 
 def _read_log(
@@ -136,11 +197,12 @@ def _read_log(
     return bytes(leaves), found
 
 
-def _claimed_size(entry: Entry | FormatError) -> int:
+def _claimed(entry: Entry | FormatError, name: str, kind: type[T]) -> T | None:
+    """A body member as the entry claims it, before the body is checked (None if absent)."""
     if isinstance(entry, FormatError):
-        return 0
-    value = entry.statement.body.get("size")
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+        return None
+    value = entry.statement.body.get(name)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
 def _roots_at(leaves: bytes, sizes: set[int]) -> dict[int, bytes]:

@@ -1191,9 +1191,13 @@ def audit_anchors_command(
     finalized: Annotated[
         bool, typer.Option("--finalized", help="Demand blocks at or below the finalized tag.")
     ] = False,
+    from_block: Annotated[
+        int, typer.Option(min=0, help="Read the contracts' events from this block on.")
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check every checkpoint.anchored entry of the log against the chain; one line per failure."""
+    """Check every checkpoint.anchored entry of the log, and every anchor event of its contracts,
+    against the chain; one line per failure."""
     from exchange.anchor_audit import Demand, audit_anchors
     from ledger.anchor_evm import EvmChain
 
@@ -1209,6 +1213,7 @@ def audit_anchors_command(
                 EvmChain(rpc),
                 Ed25519Verifier.from_vkey(trusted),
                 demand=Demand(confirmations=confirmations, finalized=finalized),
+                from_block=from_block,
                 progress=tick,
             )
         _pin_vkey(state_dir, client.server, trusted)  # the log's checkpoint verified with it
@@ -1231,6 +1236,18 @@ def audit_anchors_command(
         "chain_id": report.chain.chain_id,
         "head": report.chain.head,
         "anchors": checks,
+        "events": [
+            {
+                "tx_hash": e.found.tx_hash,
+                "block_number": e.found.block_number,
+                "size": e.found.event.size,
+                "root": e.found.event.root.hex(),
+                "ok": e.ok,
+                "error": e.error,
+            }
+            for e in report.events
+        ],
+        "events_ahead": report.events_ahead,
     }
     if as_json:
         out.print_json(json.dumps(result))
@@ -1238,7 +1255,7 @@ def audit_anchors_command(
         latest = report.checks[-1] if report.checks else None
         out.print(
             f"[green]ok[/green] {report.origin}: {len(report.checks)} anchor(s) verified on chain "
-            f"{report.chain.chain_id}"
+            f"{report.chain.chain_id}, {len(report.events)} event(s) of the contract match the log"
             + (
                 f"; the latest anchors size {latest.size:,} in block {latest.block_number} "
                 f"({latest.depth} confirmations)"

@@ -386,6 +386,15 @@ class PreparedAnchor:
     nonce: int
 
 
+@dataclass(frozen=True)
+class AnchoredEvent:
+    """An anchor event found on the chain, with the transaction and block that carry it."""
+
+    tx_hash: str
+    block_number: int
+    event: AnchorEvent
+
+
 class ChainReader(Protocol):
     """What a verifier reads from a node (``ledger.anchor_evm.EvmChain``)."""
 
@@ -394,6 +403,8 @@ class ChainReader(Protocol):
     def receipt(self, tx_hash: str) -> ChainReceipt | None: ...
 
     def code_at(self, address: str) -> bytes: ...
+
+    def anchor_events(self, contract: str, *, from_block: int = 0) -> list[AnchoredEvent]: ...
 
 
 class AnchorChain(ChainReader, Protocol):

@@ -24,10 +24,12 @@ from web3.exceptions import (
     ContractLogicError,
     TransactionNotFound,
     Web3Exception,
+    Web3RPCError,
 )
 
 from ledger.anchor import (
     EVENT_TOPIC,
+    AnchoredEvent,
     AnchorEvent,
     ChainLog,
     ChainReceipt,
@@ -62,11 +64,21 @@ def _translated(action: str) -> Iterator[None]:
     except ContractLogicError as exc:
         raise ChainError(f"{action}: the contract would revert: {_revert_reason(exc)}") from None
     except (Web3Exception, ValueError) as exc:  # web3 raises ValueError for some node answers
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = _message(exc)
         lowered = message.lower()
         if any(words in lowered for words in _NONCE_USED):
             raise NonceConflict(f"{action}: {message}") from None
         raise ChainError(f"{action}: {message}") from None
+
+
+def _message(exc: Exception) -> str:
+    """The node's words: the ``message`` of a JSON-RPC error, else the first line of the error."""
+    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
+        error = exc.rpc_response.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _revert_reason(exc: ContractLogicError) -> str:
@@ -221,6 +233,34 @@ class EvmChain:
                         found.append((receipt, decode_anchor_event(entry)))
                     except FormatError:
                         continue
+        return found
+
+    def anchor_events(self, contract: str, *, from_block: int = 0) -> list[AnchoredEvent]:
+        """Every CheckpointAnchored event of ``contract`` on the canonical chain, oldest first.
+
+        Only successful transactions leave events, so each one is an anchor the owner made.
+        """
+        query: Any = {
+            "address": Web3.to_checksum_address(contract),
+            "topics": [_hex(EVENT_TOPIC)],
+            "fromBlock": from_block,
+            "toBlock": "latest",
+        }
+        with _translated(f"reading the events of {contract}"):
+            logs = self._w3.eth.get_logs(query)
+        found = []
+        for log in logs:
+            raw = ChainLog(
+                str(log["address"]).lower(),
+                tuple(bytes(topic) for topic in log["topics"]),
+                bytes(log["data"]),
+            )
+            try:
+                event = decode_anchor_event(raw)
+            except FormatError:
+                continue  # not ours to judge: the code check says whether this is our contract
+            tx_hash = _hex(log["transactionHash"])
+            found.append(AnchoredEvent(tx_hash, int(log["blockNumber"]), event))
         return found
 
     # -- writing ------------------------------------------------------------------------------

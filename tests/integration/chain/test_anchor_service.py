@@ -16,21 +16,22 @@ import pytest
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 
-from exchange.anchor_audit import Demand, audit_anchors
+from exchange.anchor_audit import Demand, EventCheck, audit_anchors
 from exchange.audit import audit_remote
 from exchange.db import make_engine, unit_of_work
 from exchange.logkey import load_log_key
 from exchange.statements import exchange_statement
 from ledger.anchor_evm import EvmChain
+from ledger.checkpoint import Checkpoint
 from ledger.entry import Entry
 from ledger.note import Ed25519Verifier
 from ledger.sql import LedgerCheckpointRow, LedgerEntryRow, LedgerHeadRow, LedgerNodeRow, SqlLedger
-from tests.conftest import ChainSetup, LiveServer
+from tests.conftest import TEST_ORIGIN, ChainSetup, LiveServer
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 20, what: str = "") -> Any:
+def wait_for(condition: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while not (found := condition()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -39,9 +40,13 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 20, what: str = "
 
 
 def final_anchor(live: LiveServer, size: int) -> Callable[[], dict[str, Any] | None]:
+    """The newest anchor once it covers ``size`` and is final (asserts if anchoring failed)."""
+
     def probe() -> dict[str, Any] | None:
         with live.client() as client:
-            anchors = client.anchors()["anchors"]
+            status = client.anchors()
+        assert status["failures"] == 0 or "unreachable" in str(status["last_error"]), status
+        anchors = status["anchors"]
         newest = anchors[0] if anchors else None
         if newest and newest["size"] >= size and newest["state"] == "final":
             return dict(newest)
@@ -92,7 +97,10 @@ def test_the_server_anchors_on_schedule_and_on_demand_and_the_auditor_agrees(
         "audit", "anchors", "--server", live_server.url, "--rpc", chain.node.url, home=tmp_path
     )
     assert done.returncode == 0, done.stderr
-    assert "2 anchor(s) verified on chain 31337" in done.stdout
+    assert (
+        "2 anchor(s) verified on chain 31337, 2 event(s) of the contract match the log"
+        in done.stdout
+    )
     with live_server.client() as client:
         demanding = audit_anchors(
             client,
@@ -100,8 +108,20 @@ def test_the_server_anchors_on_schedule_and_on_demand_and_the_auditor_agrees(
             Ed25519Verifier.from_vkey(client.vkey()),
             demand=Demand(confirmations=50),
         )
-    assert [f.size for f in demanding.failures] == [4, 6]
+    assert [f.size for f in demanding.checks if not f.ok] == [4, 6]
     assert all("confirmations, need 50" in str(f.error) for f in demanding.failures)
+
+    # The owner anchors a root the log never had (another history, shown to someone else):
+    # no entry records it, but it is on the chain, and it does not match.
+    owner = EvmChain(chain.node.url, contract=chain.contract, private_key=chain.key)
+    owner.broadcast(owner.prepare(Checkpoint(TEST_ORIGIN, 2, bytes(32))).raw)
+    with live_server.client() as client:
+        report = audit_anchors(
+            client, EvmChain(chain.node.url), Ed25519Verifier.from_vkey(client.vkey())
+        )
+    (stray,) = report.failures
+    assert isinstance(stray, EventCheck) and stray.found.event.size == 2
+    assert "the log's root at size 2 is" in stray.describe()
 
 
 @pytest.mark.anchoring(anchor_every_entries=2, chain_confirmations=1)
@@ -122,9 +142,10 @@ def test_a_rewritten_history_passes_its_own_audit_but_not_the_chain(
         "--vkey", vkey, home=tmp_path,
     )  # fmt: skip
     assert done.returncode == 1
-    (line,) = done.stderr.strip().splitlines()
-    assert line.startswith(f"error: entry {anchored['entry_seq']} (size 3, tx ")
-    assert f"the chain anchors {anchored['root']}" in line
+    entry_line, event_line = done.stderr.strip().splitlines()  # the record, and the event
+    assert entry_line.startswith(f"error: entry {anchored['entry_seq']} (size 3, tx ")
+    assert f"the chain anchors {anchored['root']}" in entry_line
+    assert event_line.startswith(f"error: event in tx {anchored['tx_hash']}")
 
 
 def rewrite_history(live: LiveServer, *, seq: int, body: dict[str, Any]) -> None:

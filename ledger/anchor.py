@@ -4,7 +4,7 @@ The exchange calls ``CheckpointAnchor.anchor(origin, size, root)`` (``ledger/con
 emits ``CheckpointAnchored(bytes32 indexed root, string origin, uint64 treeSize)``. Once the
 transaction is final, the log records the claim as a ``checkpoint.anchored`` entry whose body is
 an :class:`AnchorRecord`. A verifier fetches the transaction's receipt from any node of that
-chain and checks it with :func:`verify_anchor`; docs/ledger.md section 5.2 is the normative text.
+chain and checks it with :func:`verify_anchor`; docs/ledger.md section 5.1 is the normative text.
 
 This module is pure: the ABI of the one call and the one event is encoded and decoded here by
 hand (three fixed fields), so an auditor needs no web3 to check an anchor, only a receipt. The

@@ -6,7 +6,7 @@ pragma solidity 0.8.37;
 /// publishes the log's checkpoints as (origin, tree size, root hash); anyone can read them back
 /// by root from the event log and compare them with what the log shows. The contract keeps no
 /// checkpoint in storage: the events are the record, which keeps an anchor cheap.
-/// docs/ledger.md section 5.2 specifies how a verifier checks an anchor.
+/// docs/ledger.md section 5.1 specifies how a verifier checks an anchor.
 contract CheckpointAnchor {
     /// @notice A checkpoint of the log `origin`: the RFC 6962 root of its first `treeSize` entries.
     event CheckpointAnchored(bytes32 indexed root, string origin, uint64 treeSize);

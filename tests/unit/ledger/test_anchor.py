@@ -209,3 +209,18 @@ def test_every_mismatch_is_refused_with_evidence(
         verify_anchor(RECORD, receipt, chain=view, rule=rule, log_root=log_root)
     assert words in str(caught.value)
     assert caught.value.evidence["tx_hash"] == TX
+
+
+def test_the_pure_core_loads_no_web3_sql_or_http() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, ledger.anchor, ledger.audit, ledger.checkpoint;"
+        "loaded = {m.split('.')[0] for m in sys.modules};"
+        "print(sorted(loaded & {'web3', 'eth_account', 'sqlalchemy', 'sqlmodel', 'httpx', "
+        "'requests'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

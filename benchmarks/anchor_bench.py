@@ -296,7 +296,7 @@ def _run_loop(anchorer: Anchorer, poll: float, stop: threading.Event) -> None:
 def run_schedule(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     cases = [
         {"rate": 2.0, "every_entries": 1_000, "interval": 4.0},  # time-triggered
-        {"rate": 200.0, "every_entries": 800, "interval": 600.0},  # entry-triggered
+        {"rate": 100.0, "every_entries": 400, "interval": 600.0},  # entry-triggered
     ]
     rows = []
     with running_anvil() as node:

@@ -403,7 +403,16 @@ def collect_meta(command: str) -> dict[str, Any]:
         "anvil": anvil_version[0] if anvil_version else "?",
         "solc": contract_artifact().compiler,
         "git": _git("rev-parse", "--short", "HEAD"),
-        "dirty": _git("status", "--porcelain", "--", "ledger", "exchange", "benchmarks") != "",
+        "dirty": _git(
+            "status",
+            "--porcelain",
+            "--",
+            "ledger",
+            "exchange",
+            "benchmarks",
+            ":!benchmarks/results",
+        )
+        != "",
     }
 
 
@@ -489,19 +498,22 @@ def render(r: dict[str, Any]) -> str:
             "## 3. The schedule, measured",
             "",
             "Entries appended at a steady rate with the anchoring loop running (automine, 1 "
-            "confirmation); anchors sent compared with the model, one anchor per "
-            "min(N / rate, T) seconds:",
+            "confirmation); the time between anchors sent compared with the model, one anchor "
+            "per min(N / rate, T) seconds (times from the appender's start):",
             "",
-            "| rate (entries/s) | N | T (s) | seconds | entries | anchors sent | model | "
-            "sent at (s) | anchored sizes |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| rate (entries/s) | N | T (s) | seconds | entries | anchors sent | sent at (s) | "
+            "anchored sizes | period measured (s) | period modelled (s) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in r["schedule"]:
+            times = row["sent_at"]
+            period = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
             out.append(
                 f"| {row['rate']:g} | {row['every_entries']:,} | {row['interval']:g} | "
                 f"{row['seconds']:.1f} | {row['entries']:,} | {row['anchors_sent']} | "
-                f"{row['model_anchors']:.1f} | {', '.join(f'{t:.1f}' for t in row['sent_at'])} | "
-                f"{', '.join(f'{n:,}' for n in row['sizes'])} |"
+                f"{', '.join(f'{t:.1f}' for t in times)} | "
+                f"{', '.join(f'{n:,}' for n in row['sizes'])} | "
+                f"{'-' if period is None else f'{period:.2f}'} | {row['model_interval']:.2f} |"
             )
         out += [
             "",

@@ -467,9 +467,12 @@ def render(r: dict[str, Any]) -> str:
             )
         out += [
             "",
-            "Reading: with a block every B seconds and C confirmations, the wait is about "
-            "(C − ½)·B for the blocks plus up to one poll interval per phase; automine shows the "
-            "exchange's own cost (checkpoint, sign, send, receipt, record) with no block wait.",
+            "Reading: with a block every B seconds and C confirmations the wait here is about "
+            "C·B, plus up to a poll interval per phase: each trial appends just after the block "
+            "that made the previous anchor final, so it waits nearly a whole block to be "
+            "included (an entry appended at a random moment waits (C − ½)·B on average). "
+            "Automine shows the exchange's own cost (checkpoint, sign, send, receipt, record) "
+            "with no block to wait for.",
             "",
         ]
     if "gas" in r:

@@ -141,7 +141,8 @@ def issue_checkpoint(exchange: Exchange) -> int:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the exchange; raises ``NotMigratedError``/``LogKeyError`` on an unprepared data dir."""
+    """Build the exchange; raises ``NotMigratedError``/``LogKeyError`` on an unprepared data dir
+    and ``SettingsError`` on chain settings that cannot work (anchoring starts with the app)."""
     settings = settings or load_settings()
     exchange = Exchange.open(settings)
     anchorer = build_anchorer(exchange)

@@ -216,8 +216,14 @@ def serve(
 
     if data_dir is not None:
         os.environ["CORPUSX_DATA_DIR"] = str(data_dir.resolve())
+    from exchange.anchoring import build_anchorer
+
     settings = load_settings()
-    Exchange.open(settings).engine.dispose()  # fail here, clearly, before workers start
+    exchange = Exchange.open(settings)  # fail here, clearly, before workers start
+    try:
+        build_anchorer(exchange)  # chain settings and key; the chain itself may be down
+    finally:
+        exchange.engine.dispose()
     uvicorn.run(
         "exchange.app:create_app",
         factory=True,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from exchange.anchor_models import ChainAnchor
 from exchange.anchoring import ANCHORED, Anchorer, build_anchorer
@@ -43,7 +43,7 @@ def append(exchange: Exchange, count: int) -> int:
 
 def anchors(exchange: Exchange) -> list[ChainAnchor]:
     with exchange.reading() as session:
-        return list(session.exec(select(ChainAnchor).order_by(ChainAnchor.size)).all())  # type: ignore[arg-type]
+        return list(session.exec(select(ChainAnchor).order_by(col(ChainAnchor.size))).all())
 
 
 def anchor_entries(exchange: Exchange) -> list[tuple[Entry, AnchorRecord]]:

@@ -9,17 +9,24 @@ refusal ``ChainError`` with the node's message; nothing of requests or web3 leak
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import requests
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
-from web3.exceptions import (
+# eth_account imports py_ecc, which raises the interpreter's recursion limit to 100,000 for the
+# whole process. Python's C JSON parser then overflows the C stack on deeply nested input
+# instead of raising RecursionError: a request body of 100,000 '[' would crash the server. The
+# limit is put back as soon as the imports are done.
+_RECURSION_LIMIT = sys.getrecursionlimit()
+
+import requests  # noqa: E402
+from eth_account import Account  # noqa: E402
+from eth_account.signers.local import LocalAccount  # noqa: E402
+from web3 import Web3  # noqa: E402
+from web3.exceptions import (  # noqa: E402
     BlockNotFound,
     ContractLogicError,
     TransactionNotFound,
@@ -27,7 +34,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from ledger.anchor import (
+from ledger.anchor import (  # noqa: E402
     EVENT_TOPIC,
     AnchoredEvent,
     AnchorEvent,
@@ -38,8 +45,10 @@ from ledger.anchor import (
     decode_anchor_event,
     encode_anchor_call,
 )
-from ledger.checkpoint import Checkpoint
-from ledger.errors import ChainError, ChainUnavailable, FormatError, NonceConflict
+from ledger.checkpoint import Checkpoint  # noqa: E402
+from ledger.errors import ChainError, ChainUnavailable, FormatError, NonceConflict  # noqa: E402
+
+sys.setrecursionlimit(_RECURSION_LIMIT)
 
 T = TypeVar("T")
 GAS_MARGIN = 1.2  # over the node's estimate: the event's cost is fixed, the margin is cheap

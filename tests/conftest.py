@@ -23,13 +23,10 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from exchange.app import create_app
-from exchange.chainkey import write_chain_key
 from exchange.client import ExchangeClient
 from exchange.db import upgrade
 from exchange.settings import Settings
 from exchange.setup import initialise
-from ledger.anchor import contract_artifact
-from ledger.anchor_evm import EvmChain
 from tests.anvil import DEV_KEYS, Anvil, running_anvil
 from tests.integration.storage.s3server import MotoServer, running_moto_server
 
@@ -152,6 +149,10 @@ class ChainSetup:
 @pytest.fixture
 def chain(anvil: Anvil, tmp_path: Path) -> Iterator[ChainSetup]:
     """A fresh contract owned by anvil's first account (mining restored to automine after)."""
+    from exchange.chainkey import write_chain_key  # web3 loads only for the chain tests
+    from ledger.anchor import contract_artifact
+    from ledger.anchor_evm import EvmChain
+
     key = bytes.fromhex(DEV_KEYS[0])
     key_file = tmp_path / "chain.key"
     write_chain_key(key_file, key)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import delete, update
 from sqlmodel import col, select
@@ -172,3 +173,21 @@ def rewrite_history(live: LiveServer, *, seq: int, body: dict[str, Any]) -> None
             ledger.issue_checkpoint(signer)
     finally:
         engine.dispose()
+
+
+@pytest.mark.anchoring()
+def test_a_deeply_nested_body_is_refused_not_fatal_with_anchoring_on(
+    live_server: LiveServer,
+) -> None:
+    """web3's dependencies raise the recursion limit when imported (ledger/anchor_evm.py undoes
+    it): with it raised, this body overflows the C stack of the JSON parser and kills the server."""
+    deep = b'{"statement": ' + b"[" * 100_000 + b"]" * 100_000 + b', "signature": ""}'
+    answer = httpx.post(
+        f"{live_server.url}/ledger/attest",
+        content=deep,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert 400 <= answer.status_code < 500
+    assert sys.getrecursionlimit() < 10_000
+    assert httpx.get(f"{live_server.url}/healthz").status_code == 200

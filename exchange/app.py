@@ -15,6 +15,8 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.errors import CatalogError, DatasetNotFound, VersionNotFound
+from exchange.anchoring import Anchorer, build_anchorer
+from exchange.api import anchors as anchor_routes
 from exchange.api import blobs as blob_routes
 from exchange.api import catalog as catalog_routes
 from exchange.api import delivery as delivery_routes
@@ -130,28 +132,45 @@ async def _checkpoint_loop(exchange: Exchange) -> None:
             log.exception("scheduled checkpoint failed")
 
 
+async def _anchor_loop(anchorer: Anchorer, poll: float) -> None:
+    """Follow anchors in flight and send new ones when due (``exchange/anchoring.py``)."""
+    while True:
+        try:
+            await asyncio.to_thread(anchorer.step)
+        except Exception:  # a database hiccup must not end anchoring for the process's life
+            log.exception("anchoring step failed")
+        await asyncio.sleep(poll)
+
+
 def issue_checkpoint(exchange: Exchange) -> int:
     with exchange.transaction() as session:
         return SqlLedger(session).issue_checkpoint(exchange.log_signer).size
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the exchange; raises ``NotMigratedError``/``LogKeyError`` on an unprepared data dir."""
+    """Build the exchange; raises ``NotMigratedError``/``LogKeyError`` on an unprepared data dir
+    and ``SettingsError`` on chain settings that cannot work (anchoring starts with the app)."""
     settings = settings or load_settings()
     exchange = Exchange.open(settings)
+    anchorer = build_anchorer(exchange)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if settings.checkpoint_interval > 0:
-            task = asyncio.create_task(_checkpoint_loop(exchange))
+            tasks.append(asyncio.create_task(_checkpoint_loop(exchange)))
+        if anchorer is not None:
+            tasks.append(asyncio.create_task(_anchor_loop(anchorer, settings.chain_poll_interval)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if anchorer is not None:
+                with contextlib.suppress(Exception):  # best effort: the lease expires anyway
+                    await asyncio.to_thread(anchorer.release)
             exchange.engine.dispose()
 
     app = FastAPI(
@@ -161,9 +180,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.exchange = exchange
+    app.state.anchorer = anchorer
     _install_problem_handlers(app)
     app.include_router(member_routes.router)
     app.include_router(ledger_routes.router)
+    app.include_router(anchor_routes.router)
     app.include_router(blob_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(licensing_routes.router)

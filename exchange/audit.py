@@ -135,6 +135,19 @@ def _audit(
     )
 
 
+def remote_entries(client: ExchangeClient, size: int) -> Iterator[bytes]:
+    """The bytes of entries ``0 … size-1``, read through the c2sp tlog-tiles entry bundles."""
+    for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+        width = min(TILE_WIDTH, size - index * TILE_WIDTH)
+        path = entries_path(index, None if width == TILE_WIDTH else width)
+        yield from decode_entry_bundle(client.tile(path), width)
+
+
+def remote_consistency_proof(client: ExchangeClient, size1: int, size2: int) -> list[bytes]:
+    answer = client.consistency_proof(size1, size2)
+    return [b64decode(h, what="proof hash", length=32) for h in answer["proof"]]
+
+
 def audit_remote(
     client: ExchangeClient,
     verifier: Ed25519Verifier,
@@ -145,15 +158,11 @@ def audit_remote(
     """Re-fetch the whole log through the c2sp tlog-tiles entry bundles and check all of it."""
 
     def entries(size: int) -> Iterator[tuple[bytes, bytes | None]]:
-        for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
-            width = min(TILE_WIDTH, size - index * TILE_WIDTH)
-            path = entries_path(index, None if width == TILE_WIDTH else width)
-            for data in decode_entry_bundle(client.tile(path), width):
-                yield data, None
+        for data in remote_entries(client, size):
+            yield data, None
 
     def consistency(size1: int, size2: int) -> list[bytes]:
-        answer = client.consistency_proof(size1, size2)
-        return [b64decode(h, what="proof hash", length=32) for h in answer["proof"]]
+        return remote_consistency_proof(client, size1, size2)
 
     return _audit(
         verifier,

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from catalog.errors import CatalogError
 from exchange.audit import audit_local, audit_remote
+from exchange.chainkey import ChainKeyError
 from exchange.client import ClientError, ExchangeClient
 from exchange.db import NotMigratedError, make_engine, upgrade
 from exchange.errors import ExchangeError
@@ -35,7 +36,7 @@ from exchange.keys import (
 )
 from exchange.logkey import LogKeyError, load_log_key
 from exchange.profile import DEFAULT_SERVER, Profile, config_dir, load_profile, save_profile
-from exchange.settings import Settings, load_settings
+from exchange.settings import Settings, SettingsError, load_settings
 from ledger.canonical import parse_json
 from ledger.entry import b64encode, key_id_for
 from ledger.errors import LedgerError
@@ -72,6 +73,9 @@ data_app = typer.Typer(help="Licensed data: fetch files, delivery receipts.", no
 compliance_app = typer.Typer(
     help="Check a model's training data against its licences.", no_args_is_help=True
 )
+chain_app = typer.Typer(
+    help="The EVM chain the log's checkpoints are anchored to.", no_args_is_help=True
+)
 for sub, name in [
     (db_app, "db"),
     (keys_app, "keys"),
@@ -87,6 +91,7 @@ for sub, name in [
     (account_app, "account"),
     (compliance_app, "compliance"),
     (data_app, "data"),
+    (chain_app, "chain"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -228,8 +233,14 @@ def serve(
 
     if data_dir is not None:
         os.environ["CORPUSX_DATA_DIR"] = str(data_dir.resolve())
+    from exchange.anchoring import build_anchorer
+
     settings = load_settings()
-    Exchange.open(settings).engine.dispose()  # fail here, clearly, before workers start
+    exchange = Exchange.open(settings)  # fail here, clearly, before workers start
+    try:
+        build_anchorer(exchange)  # chain settings and key; the chain itself may be down
+    finally:
+        exchange.engine.dispose()
     uvicorn.run(
         "exchange.app:create_app",
         factory=True,
@@ -599,6 +610,161 @@ def ledger_prove(
             else out.print(bundle, end="", highlight=False)
         ),
     )
+
+
+def _anchor_rows(status: dict[str, Any]) -> None:
+    if not status["enabled"]:
+        out.print("anchoring is off on this exchange")
+        return
+    health = (
+        "ok"
+        if not status["failures"]
+        else (
+            f"{status['failures']} failed attempt(s), retrying in {status['retry_in']:.0f}s: "
+            f"{status['last_error']}"
+        )
+    )
+    table(
+        f"Anchors on {status['contract']} ({health})",
+        ["size", "state", "tx", "block", "depth", "resent", "entry"],
+        [
+            [
+                a["size"],
+                a["state"],
+                a["tx_hash"],
+                a["block_number"] if a["block_number"] is not None else "-",
+                a["depth"],
+                a["resubmissions"],
+                a["entry_seq"] if a["entry_seq"] is not None else "-",
+            ]
+            for a in status["anchors"]
+        ],
+    )
+
+
+@ledger_app.command("anchors")
+def ledger_anchors(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the latest anchors of the log's checkpoints on the chain, and their state."""
+    with client_for(server) as client:
+        result = client.anchors()
+    emit(result, as_json, lambda: _anchor_rows(result))
+
+
+@ledger_app.command("anchor")
+def ledger_anchor(
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the anchor is final (and recorded).")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600.0,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Anchor the current log on the chain now (operators), instead of waiting for the schedule."""
+    import time
+
+    with client_for(server, token) as client:
+        result = client.anchor_now()
+        deadline = time.monotonic() + timeout
+        while wait and not _settled(result):
+            if time.monotonic() > deadline:
+                raise CliError(f"the anchor is not final after {timeout:.0f}s")
+            time.sleep(0.5)
+            result = client.anchors()
+    anchor = None if result["requested"] or not result["anchors"] else result["anchors"][0]
+
+    def human() -> None:
+        if anchor is None:
+            out.print("anchoring requested: it is sent once the anchor before it is included")
+            return
+        out.print(
+            f"size {anchor['size']}: {anchor['state']}, tx {anchor['tx_hash']}"
+            + (
+                f", recorded as entry {anchor['entry_seq']}"
+                if anchor["entry_seq"] is not None
+                else ""
+            )
+        )
+
+    emit({**result, "anchor": anchor}, as_json, human)
+
+
+def _settled(status: dict[str, Any]) -> bool:
+    """The request was served and the anchor it led to (the newest) is final."""
+    anchors = status["anchors"]
+    return not status["requested"] and bool(anchors) and anchors[0]["state"] == "final"
+
+
+# -- chain -------------------------------------------------------------------------------------
+
+RpcOpt = Annotated[
+    str,
+    typer.Option("--rpc", envvar="CORPUSX_CHAIN_RPC_URL", help="The chain's JSON-RPC URL."),
+]
+
+
+@chain_app.command("new-key")
+def chain_new_key(
+    out_file: Annotated[Path, typer.Option("--out", help="Key file to create (mode 0600).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an account key for anchoring; fund its address, then `corpusx chain deploy`."""
+    from exchange.chainkey import write_chain_key
+    from ledger.anchor_evm import account_address
+
+    address = account_address(write_chain_key(out_file))
+    emit(
+        {"key_file": str(out_file), "address": address},
+        as_json,
+        lambda: out.print(f"wrote {out_file} (mode 0600); account address {address}"),
+    )
+
+
+@chain_app.command("deploy")
+def chain_deploy(
+    rpc: RpcOpt,
+    key: Annotated[Path, typer.Option("--key", help="The account's key file (mode 0600).")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Save the contract in this data dir's chain.json."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a contract already saved there.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy the CheckpointAnchor contract, owned by the key's account, and say where it is."""
+    from exchange.chainkey import load_chain_key
+    from ledger.anchor import contract_artifact
+    from ledger.anchor_evm import EvmChain
+
+    target = settings_for(data_dir).chain_config_file if data_dir is not None else None
+    if target is not None and target.exists() and not replace:
+        raise CliError(f"{target} already names a contract; pass --replace to deploy a new one")
+    chain = EvmChain(rpc, private_key=load_chain_key(key))
+    done = chain.deploy(contract_artifact().bytecode)
+    saved = {
+        "rpc_url": rpc,
+        "chain_id": done.chain_id,
+        "contract": done.contract,
+        "owner": chain.address,
+        "deploy_tx": done.tx_hash,
+        "block": done.block_number,
+    }
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(saved, indent=2) + "\n")
+
+    def human() -> None:
+        out.print(
+            f"deployed CheckpointAnchor on chain {done.chain_id} in block {done.block_number} "
+            f"(tx {done.tx_hash})" + (f"; saved in {target}" if target else ""),
+            highlight=False,
+        )
+        out.print(f"CORPUSX_CHAIN_RPC_URL={rpc}", highlight=False)
+        out.print(f"CORPUSX_CHAIN_CONTRACT={done.contract}", highlight=False)
+
+    emit({**saved, "file": str(target) if target else None}, as_json, human)
 
 
 # -- datasets ----------------------------------------------------------------------------------
@@ -1814,6 +1980,99 @@ def audit_verify(
     )
 
 
+@audit_app.command("anchors")
+def audit_anchors_command(
+    rpc: RpcOpt,
+    server: ServerOpt = None,
+    vkey: Annotated[
+        str | None, typer.Option(help="The log's verifier key (pinned after first use).")
+    ] = None,
+    confirmations: Annotated[
+        int | None,
+        typer.Option(min=1, help="Demand this many confirmations (default: each entry's own)."),
+    ] = None,
+    finalized: Annotated[
+        bool, typer.Option("--finalized", help="Demand blocks at or below the finalized tag.")
+    ] = False,
+    from_block: Annotated[
+        int, typer.Option(min=0, help="Read the contracts' events from this block on.")
+    ] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every checkpoint.anchored entry of the log, and every anchor event of its contracts,
+    against the chain; one line per failure."""
+    from exchange.anchor_audit import Demand, audit_anchors
+    from ledger.anchor_evm import EvmChain
+
+    state_dir = config_dir() / "audit"
+    with client_for(server) as client:
+        trusted = vkey or _pinned_vkey(state_dir, client.server)
+        if trusted is None:
+            trusted = client.vkey()
+            err.print(f"trusting the log key the server presents (first use): {trusted}")
+        with progress_bar("reading the log", not as_json) as tick:
+            report = audit_anchors(
+                client,
+                EvmChain(rpc),
+                Ed25519Verifier.from_vkey(trusted),
+                demand=Demand(confirmations=confirmations, finalized=finalized),
+                from_block=from_block,
+                progress=tick,
+            )
+        _pin_vkey(state_dir, client.server, trusted)  # the log's checkpoint verified with it
+    checks = [
+        {
+            "seq": c.seq,
+            "size": c.size,
+            "tx_hash": c.tx_hash,
+            "block_number": c.block_number,
+            "confirmations": c.depth,
+            "ok": c.ok,
+            "error": c.error,
+        }
+        for c in report.checks
+    ]
+    result = {
+        "ok": not report.failures,
+        "origin": report.origin,
+        "size": report.size,
+        "chain_id": report.chain.chain_id,
+        "head": report.chain.head,
+        "anchors": checks,
+        "events": [
+            {
+                "tx_hash": e.found.tx_hash,
+                "block_number": e.found.block_number,
+                "size": e.found.event.size,
+                "root": e.found.event.root.hex(),
+                "ok": e.ok,
+                "error": e.error,
+            }
+            for e in report.events
+        ],
+        "events_ahead": report.events_ahead,
+    }
+    if as_json:
+        out.print_json(json.dumps(result))
+    elif not report.failures:
+        latest = report.checks[-1] if report.checks else None
+        out.print(
+            f"[green]ok[/green] {report.origin}: {len(report.checks)} anchor(s) verified on chain "
+            f"{report.chain.chain_id}, {len(report.events)} event(s) of the contract match the log"
+            + (
+                f"; the latest anchors size {latest.size:,} in block {latest.block_number} "
+                f"({latest.depth} confirmations)"
+                if latest
+                else " (the log records none yet)"
+            ),
+            highlight=False,
+        )
+    for failure in report.failures:
+        err.print(f"error: {failure.describe()}", highlight=False, markup=False)
+    if report.failures:
+        raise typer.Exit(1)
+
+
 def _pins(state_dir: Path) -> dict[str, str]:
     try:
         pins: dict[str, str] = json.loads((state_dir / "pins.json").read_text())
@@ -1956,6 +2215,8 @@ USER_ERRORS = (
     KeyFileError,
     LogKeyError,
     NotMigratedError,
+    ChainKeyError,
+    SettingsError,
     OSError,
 )
 

@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 import catalog.models
 import catalog.overlap_index  # noqa: F401  (registers the overlap index tables)
+import exchange.anchor_models  # noqa: F401  (registers the anchoring tables)
 import ledger.sql  # noqa: F401  (registers the ledger tables in SQLModel.metadata)
 import licensing.models  # noqa: F401  (offers, agreements, lineage, listing licences)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -43,3 +44,20 @@ def test_the_image_carries_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in PACKAGES:
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_the_api_anchors_to_the_compose_chain_node() -> None:
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    assert "healthcheck" in services["anvil"]
+    assert services["chain-init"]["depends_on"]["anvil"]["condition"] == "service_healthy"
+    assert services["api"]["depends_on"]["chain-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+    api = services["api"]["environment"]
+    assert api["CORPUSX_CHAIN_RPC_URL"] == "http://anvil:8545"
+    assert "--data-dir /data" in services["chain-init"]["command"][0]  # chain.json for the API
+    # The node in compose is the version the tests run (package-lock.json).
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/@foundry-rs/anvil"]["version"]
+    assert services["anvil"]["image"].endswith(f":v{version}")

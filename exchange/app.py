@@ -1,4 +1,8 @@
-"""The application factory: settings, database, log key, routes, problem details, scheduler."""
+"""The application factory: settings, database, log key, routes, problem details, scheduler.
+
+The scheduler issues a checkpoint when the log has grown and then, if witnesses are
+configured, asks them to cosign the latest checkpoint (``exchange.witnessing``).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from exchange.api import members as member_routes
 from exchange.context import Exchange
 from exchange.errors import ExchangeError
 from exchange.settings import Settings, load_settings
+from exchange.witnessing import WitnessCollector
 from ledger.errors import FormatError, LedgerError, VerificationError
 from ledger.sql import SqlLedger
 from storage import (
@@ -112,14 +117,20 @@ def _install_problem_handlers(app: FastAPI) -> None:
         return problem(request, 500, "Internal error", "the server failed; the error is logged")
 
 
-async def _checkpoint_loop(exchange: Exchange) -> None:
-    """Issue a checkpoint whenever the log has grown, every ``checkpoint_interval`` seconds."""
+async def _checkpoint_loop(exchange: Exchange, witnesses: WitnessCollector | None) -> None:
+    """Every ``checkpoint_interval`` seconds: a checkpoint if the log grew, then its witnessing.
+
+    Witnesses that have not cosigned the latest checkpoint are asked again at every tick, so
+    one that was down catches up when it is back.
+    """
     interval = exchange.settings.checkpoint_interval
     while True:
         await asyncio.sleep(interval)
         try:
             await asyncio.to_thread(issue_checkpoint, exchange)
-        except Exception:  # the loop must outlive a transient database error
+            if witnesses is not None:
+                await asyncio.to_thread(witnesses.witness_latest)
+        except Exception:  # the loop must outlive a transient database or network error
             log.exception("scheduled checkpoint failed")
 
 
@@ -132,12 +143,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the exchange; raises ``NotMigratedError``/``LogKeyError`` on an unprepared data dir."""
     settings = settings or load_settings()
     exchange = Exchange.open(settings)
+    witnesses = WitnessCollector(exchange) if exchange.witnesses.contacted else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
         if settings.checkpoint_interval > 0:
-            task = asyncio.create_task(_checkpoint_loop(exchange))
+            task = asyncio.create_task(_checkpoint_loop(exchange, witnesses))
         try:
             yield
         finally:
@@ -145,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if witnesses is not None:
+                witnesses.close()
             exchange.engine.dispose()
 
     app = FastAPI(
@@ -154,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.exchange = exchange
+    app.state.witnesses = witnesses
     _install_problem_handlers(app)
     app.include_router(member_routes.router)
     app.include_router(ledger_routes.router)

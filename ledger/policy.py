@@ -110,8 +110,8 @@ class WitnessPolicy:
             have = ", ".join(cosigners) or "none"
             raise VerificationError(
                 f"the checkpoint of size {signed.checkpoint.size} does not satisfy the witness "
-                f"policy (quorum {self.quorum}: {self.describe(self.quorum)}); valid "
-                f"cosignatures from: {have}"
+                f"policy, which needs {self.describe(self.quorum)}; valid cosignatures from: "
+                f"{have}"
             )
         return signed
 

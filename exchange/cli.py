@@ -1293,28 +1293,26 @@ def witness_evidence(
     with _witness_store(data_dir) as store:
         kept = store.evidence(kind=kind)
     records = [{"id": k.id, "received_at": k.received_at, **k.evidence.to_json()} for k in kept]
-    emit(
-        {"count": len(records), "evidence": records},
-        as_json,
-        lambda: table(
-            f"{len(records)} refused checkpoint(s) kept as evidence",
-            ["id", "kind", "origin", "received", "size (root)", "cosigned size (root)", "detail"],
-            [
-                [
-                    r["id"],
-                    r["kind"],
-                    r["origin"],
-                    r["received_at"],
-                    f"{r['checkpoint_size']} ({str(r['checkpoint_root'])[:12]}…)",
-                    f"{r['cosigned_size']} ({str(r['cosigned_root'])[:12]}…)"
-                    if r["cosigned"]
-                    else "-",
-                    r["detail"],
-                ]
-                for r in records
-            ],
-        ),
-    )
+
+    def human() -> None:
+        out.print(f"{len(records)} refused checkpoint(s) kept as evidence", highlight=False)
+        for r in records:
+            cosigned = (
+                f"size {r['cosigned_size']}, root {str(r['cosigned_root'])[:16]}…"
+                if r["cosigned"]
+                else "none"
+            )
+            out.print(
+                f"#{r['id']} {r['kind']}  {r['origin']}  received {r['received_at']}\n"
+                f"   refused:  size {r['checkpoint_size']}, root {r['checkpoint_root'][:16]}…, "
+                f"old size {r['old_size']}\n"
+                f"   cosigned: {cosigned}\n"
+                f"   {r['detail']}",
+                highlight=False,
+                markup=False,
+            )
+
+    emit({"count": len(records), "evidence": records}, as_json, human)
 
 
 @witness_app.command("serve")

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
 
 from exchange.models import WitnessCosignature
@@ -193,25 +195,28 @@ def last_cosigned_size(session: Session, witness: str) -> int:
     return int(size or 0)
 
 
-def store_cosignatures(session: Session, size: int, signed: Iterable[WitnessAnswer]) -> int:
-    """Store new verified cosignatures of the checkpoint ``size``; returns how many."""
-    have = {c.witness for c in cosignatures(session, size)}
-    stored = 0
-    for answer in signed:
-        if answer.signature is None or answer.witness.verifier.vkey in have:
-            continue
-        session.add(
-            WitnessCosignature(
-                checkpoint_size=size,
-                witness=answer.witness.verifier.vkey,
-                signature=answer.signature.to_line(),
-                timestamp=cosignature_timestamp(answer.signature),
-                received_at=datetime.now(UTC),
-            )
-        )
-        have.add(answer.witness.verifier.vkey)
-        stored += 1
-    return stored
+def store_cosignatures(session: Session, size: int, answers: Iterable[WitnessAnswer]) -> None:
+    """Store the verified cosignatures among ``answers`` for the checkpoint ``size``.
+
+    A cosignature by a witness already stored for that size is left alone: another worker
+    process may have asked the same witness at the same time (the database keeps the first).
+    """
+    rows = [
+        {
+            "checkpoint_size": size,
+            "witness": answer.witness.verifier.vkey,
+            "signature": answer.signature.to_line(),
+            "timestamp": cosignature_timestamp(answer.signature),
+            "received_at": datetime.now(UTC),
+        }
+        for answer in answers
+        if answer.signature is not None
+    ]
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(WitnessCosignature).values(rows)
+    session.execute(statement.on_conflict_do_nothing(index_elements=["checkpoint_size", "witness"]))
 
 
 # -- asking witnesses ----------------------------------------------------------------------

@@ -20,13 +20,16 @@ import pytest
 
 from exchange.audit import audit_local, audit_remote
 from exchange.client import ClientError
+from exchange.context import Exchange
 from exchange.db import make_engine
 from exchange.logkey import load_log_key
+from exchange.witnessing import WitnessAnswer, cosignatures, store_cosignatures
 from ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger.errors import VerificationError
-from ledger.note import Ed25519Signer, Ed25519Verifier, Note
+from ledger.note import CosignatureSigner, Ed25519Signer, Ed25519Verifier, Note
 from ledger.policy import PolicyWitness, WitnessPolicy
 from ledger.proofbundle import ProofBundle, verify_proof_bundle
+from ledger.sql import SqlLedger
 from ledger.tiles import decode_hash_tile
 from ledger.witness import SIZE_CONTENT_TYPE, AddCheckpointRequest
 from tests.conftest import LiveServer, Prepared
@@ -338,3 +341,28 @@ def test_concurrent_requests_never_roll_the_witness_back(
     finally:
         store.close()
     assert followed.state is not None and followed.state.size == winners[0].checkpoint.size
+
+
+def test_a_cosignature_stored_twice_keeps_the_first(prepared: Prepared) -> None:
+    """Two worker processes may ask the same witness at once; the second store is a no-op."""
+    exchange = Exchange.open(prepared.settings)
+    try:
+        with exchange.reading() as session:
+            checkpoint = SqlLedger(session).latest_checkpoint()
+        assert checkpoint is not None
+        signer = CosignatureSigner.generate("witness.test/twice")
+        witness = PolicyWitness("twice", signer.verifier)
+        body = Note.from_text(checkpoint.note).text
+        first, second = (
+            WitnessAnswer(witness, checkpoint.size, signer.sign(body, timestamp=t))
+            for t in (100, 200)
+        )
+        for answer in (first, second, first):
+            with exchange.transaction() as session:
+                store_cosignatures(session, checkpoint.size, [answer])
+        with exchange.reading() as session:
+            (stored,) = cosignatures(session, checkpoint.size)
+        assert stored.timestamp == 100 and stored.witness == signer.verifier.vkey
+        assert first.signature is not None and stored.signature == first.signature.to_line()
+    finally:
+        exchange.engine.dispose()

@@ -181,6 +181,30 @@ def test_down_witnesses_stop_neither_appends_nor_checkpoints(
         assert operator.checkpoint() == fourth
 
 
+def test_the_exchange_follows_a_witness_that_moved_on(
+    witnessed: LiveServer, witnesses: list[WitnessProcess]
+) -> None:
+    """A witness cosigned a newer checkpoint through someone else: 409, then a retry from it."""
+    live = witnessed
+    w1 = witnesses[0]
+    attest(live, 1)
+    with live.operator() as operator:
+        operator.issue_checkpoint()  # size 2, cosigned by all
+        attest(live, 2)
+        # Another worker process (here: the test, with the log key) takes w1 to size 4 first.
+        leaves = decode_hash_tile(operator.get_bytes("/ledger/tile/0/000.p/4"), 4)
+        settings = live.prepared.settings
+        signer = load_log_key(settings.resolved_log_key_file, settings.log_origin)
+        tree = ToyLog.of_leaf_hashes(leaves)
+        note = sign_checkpoint(Checkpoint(signer.name, 4, tree.root()), signer)
+        assert w1.post(AddCheckpointRequest.build(2, tree.proof(2, 4), note)).status_code == 200
+        # The exchange still believes w1 is at 2: it is told 4, and asks again from there.
+        issued = operator.issue_checkpoint()
+    assert Note.from_text(issued).text == Note.from_text(note).text
+    assert len(cosigned_by(issued, witnesses, live)) == 3
+    assert '"POST /add-checkpoint HTTP/1.1" 409' in w1.log_text()
+
+
 @pytest.mark.checkpoint_interval(0.3)
 def test_the_schedule_collects_cosignatures(
     prepared: Prepared, witnesses: list[WitnessProcess], request: pytest.FixtureRequest

@@ -1,4 +1,8 @@
-"""The application factory: settings, database, log key, routes, problem details, scheduler."""
+"""The application factory: settings, database, log key, routes, problem details, scheduler.
+
+The scheduler issues a checkpoint when the log has grown and then, if witnesses are
+configured, asks them to cosign the latest checkpoint (``exchange.witnessing``).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from exchange.api import members as member_routes
 from exchange.context import Exchange
 from exchange.errors import ExchangeError
 from exchange.settings import Settings, load_settings
+from exchange.witnessing import WitnessCollector
 from ledger.errors import FormatError, LedgerError, VerificationError
 from ledger.sql import SqlLedger
 from licensing.errors import LicensingError
@@ -121,14 +126,20 @@ def _install_problem_handlers(app: FastAPI) -> None:
         return problem(request, 500, "Internal error", "the server failed; the error is logged")
 
 
-async def _checkpoint_loop(exchange: Exchange) -> None:
-    """Issue a checkpoint whenever the log has grown, every ``checkpoint_interval`` seconds."""
+async def _checkpoint_loop(exchange: Exchange, witnesses: WitnessCollector | None) -> None:
+    """Every ``checkpoint_interval`` seconds: a checkpoint if the log grew, then its witnessing.
+
+    Witnesses that have not cosigned the latest checkpoint are asked again at every tick, so
+    one that was down catches up when it is back.
+    """
     interval = exchange.settings.checkpoint_interval
     while True:
         await asyncio.sleep(interval)
         try:
             await asyncio.to_thread(issue_checkpoint, exchange)
-        except Exception:  # the loop must outlive a transient database error
+            if witnesses is not None:
+                await asyncio.to_thread(witnesses.witness_latest)
+        except Exception:  # the loop must outlive a transient database or network error
             log.exception("scheduled checkpoint failed")
 
 
@@ -153,12 +164,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     exchange = Exchange.open(settings)
     anchorer = build_anchorer(exchange)
+    witnesses = WitnessCollector(exchange) if exchange.witnesses.contacted else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = []
         if settings.checkpoint_interval > 0:
-            tasks.append(asyncio.create_task(_checkpoint_loop(exchange)))
+            tasks.append(asyncio.create_task(_checkpoint_loop(exchange, witnesses)))
         if anchorer is not None:
             tasks.append(asyncio.create_task(_anchor_loop(anchorer, settings.chain_poll_interval)))
         try:
@@ -171,6 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if anchorer is not None:
                 with contextlib.suppress(Exception):  # best effort: the lease expires anyway
                     await asyncio.to_thread(anchorer.release)
+            if witnesses is not None:
+                witnesses.close()
             exchange.engine.dispose()
 
     app = FastAPI(
@@ -181,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.exchange = exchange
     app.state.anchorer = anchorer
+    app.state.witnesses = witnesses
     _install_problem_handlers(app)
     app.include_router(member_routes.router)
     app.include_router(ledger_routes.router)

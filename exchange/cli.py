@@ -8,6 +8,7 @@ errors print one line to stderr and exit non-zero.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -36,11 +37,14 @@ from exchange.keys import (
 )
 from exchange.logkey import LogKeyError, load_log_key
 from exchange.profile import DEFAULT_SERVER, Profile, config_dir, load_profile, save_profile
-from exchange.settings import Settings, SettingsError, load_settings
+from exchange.settings import Settings, SettingsError, load_settings, load_witness_settings
+from exchange.witness_store import WitnessError
+from exchange.witnessing import WitnessConfigError
 from ledger.canonical import parse_json
 from ledger.entry import b64encode, key_id_for
 from ledger.errors import LedgerError
-from ledger.note import Ed25519Verifier
+from ledger.note import CosignatureVerifier, Ed25519Verifier
+from ledger.policy import PolicyWitness, WitnessPolicy
 from ledger.proofbundle import ProofBundle, verify_proof_bundle
 from licensing.errors import LicensingError
 from storage import StorageError
@@ -76,6 +80,10 @@ compliance_app = typer.Typer(
 chain_app = typer.Typer(
     help="The EVM chain the log's checkpoints are anchored to.", no_args_is_help=True
 )
+witness_app = typer.Typer(
+    help="Run a witness: cosign checkpoints of the logs you follow (c2sp.org/tlog-witness).",
+    no_args_is_help=True,
+)
 for sub, name in [
     (db_app, "db"),
     (keys_app, "keys"),
@@ -92,6 +100,7 @@ for sub, name in [
     (compliance_app, "compliance"),
     (data_app, "data"),
     (chain_app, "chain"),
+    (witness_app, "witness"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -1935,10 +1944,24 @@ def audit_verify(
     vkey: Annotated[
         str | None, typer.Option(help="The log's verifier key (pinned after first use).")
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="A witness's vkey: require its cosignature (repeatable)."),
+    ] = None,
+    quorum: Annotated[
+        int | None, typer.Option(help="How many --witness must cosign (default: all).")
+    ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option("--policy", help="A c2sp.org/tlog-policy file the checkpoint must satisfy."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-check every entry, chain link and signature, and the root against the checkpoint."""
     state_dir = config_dir() / "audit"
+    policy = _audit_policy(witness or [], quorum, policy_file)
+    if vkey is None and policy.logs:
+        vkey = policy.logs[0].verifier.vkey if len(policy.logs) == 1 else None
     if local:
         settings = settings_for(data_dir)
         verifier = load_log_key(settings.resolved_log_key_file, settings.log_origin).verifier
@@ -1947,7 +1970,9 @@ def audit_verify(
         engine = make_engine(settings.resolved_database_url)
         try:
             with progress_bar("auditing", not as_json) as tick:
-                report = audit_local(engine, verifier, state_dir=state_dir / "local", progress=tick)
+                report = audit_local(
+                    engine, verifier, state_dir=state_dir / "local", progress=tick, policy=policy
+                )
         finally:
             engine.dispose()
     else:
@@ -1958,7 +1983,9 @@ def audit_verify(
                 err.print(f"trusting the log key the server presents (first use): {trusted}")
             verifier = Ed25519Verifier.from_vkey(trusted)
             with progress_bar("auditing", not as_json) as tick:
-                report = audit_remote(client, verifier, state_dir=state_dir, progress=tick)
+                report = audit_remote(
+                    client, verifier, state_dir=state_dir, progress=tick, policy=policy
+                )
             _pin_vkey(state_dir, client.server, trusted)
     result = {
         "ok": True,
@@ -1966,6 +1993,7 @@ def audit_verify(
         "size": report.size,
         "root": report.root,
         "consistent_from": report.previous_size,
+        "witnesses": list(report.witnesses),
         "seconds": round(report.seconds, 3),
     }
     emit(
@@ -1975,7 +2003,13 @@ def audit_verify(
             f"[green]ok[/green] {report.origin}: {report.size:,} entries, "
             f"root {report.root[:16]}…, "
             + (f"consistent with size {report.previous_size:,}, " if report.previous_size else "")
-            + f"{report.rate:,.0f} entries/s"
+            + (
+                f"cosigned by {', '.join(report.witnesses)}, "
+                if policy.requires_cosignatures
+                else ""
+            )
+            + f"{report.rate:,.0f} entries/s",
+            highlight=False,
         ),
     )
 
@@ -2071,6 +2105,25 @@ def audit_anchors_command(
         err.print(f"error: {failure.describe()}", highlight=False, markup=False)
     if report.failures:
         raise typer.Exit(1)
+
+
+def _audit_policy(
+    witnesses: list[str], quorum: int | None, policy_file: Path | None
+) -> WitnessPolicy:
+    """The witness policy an audit enforces: --policy, or --witness with --quorum, or none."""
+    if policy_file is not None:
+        if witnesses or quorum is not None:
+            raise CliError("give either --policy or --witness/--quorum, not both")
+        return WitnessPolicy.from_text(
+            policy_file.read_bytes().decode("utf-8", errors="surrogateescape")
+        )
+    if quorum is not None and not witnesses:
+        raise CliError("--quorum needs the witnesses it counts: give --witness VKEY")
+    listed = []
+    for text in witnesses:
+        verifier = CosignatureVerifier.from_vkey(text)
+        listed.append(PolicyWitness(verifier.name, verifier))
+    return WitnessPolicy.k_of_n(listed, len(listed) if quorum is None else quorum)
 
 
 def _pins(state_dir: Path) -> dict[str, str]:
@@ -2202,6 +2255,173 @@ def _read_text(path: Path) -> str:
         raise CliError(f"{path} is not UTF-8 text") from None
 
 
+# -- witness -------------------------------------------------------------------------------------
+
+WitnessDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="The witness's data dir [env CORPUSX_WITNESS_DATA_DIR]."),
+]
+
+
+def _witness_dir(data_dir: Path | None) -> Path:
+    return load_witness_settings(data_dir=data_dir).data_dir
+
+
+@contextmanager
+def _witness_store(data_dir: Path | None) -> Iterator[Any]:
+    from exchange.witness_store import WitnessStore
+
+    store = WitnessStore(_witness_dir(data_dir))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@witness_app.command("init")
+def witness_init(
+    data_dir: WitnessDirOpt = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="The witness's name, e.g. example.org/witness [env CORPUSX_WITNESS_NAME]."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a witness: its data dir, its Ed25519 cosigning key and its state database."""
+    from exchange.witness_store import create_witness
+
+    settings = load_witness_settings(data_dir=data_dir, name=name)
+    if not settings.name:
+        raise CliError("give the witness a name: --name NAME (or CORPUSX_WITNESS_NAME)")
+    signer = create_witness(settings.data_dir, settings.name)
+    result = {"data_dir": str(settings.data_dir), "name": signer.name, "vkey": signer.verifier.vkey}
+    emit(result, as_json, lambda: out.print(signer.verifier.vkey, highlight=False))
+
+
+@witness_app.command("vkey")
+def witness_vkey(data_dir: WitnessDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the witness's verifier key (give it to the logs you witness, and to auditors)."""
+    with _witness_store(data_dir) as store:
+        vkey = store.vkey
+    emit({"vkey": vkey}, as_json, lambda: out.print(vkey, highlight=False))
+
+
+@witness_app.command("add-log")
+def witness_add_log(
+    vkey: Annotated[str, typer.Option(help="The log's verifier key.")],
+    origin: Annotated[
+        str | None, typer.Option(help="The log's checkpoint origin (default: the key's name).")
+    ] = None,
+    data_dir: WitnessDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Follow a log: cosign its checkpoints that are signed with this key (repeatable)."""
+    with _witness_store(data_dir) as store:
+        added = store.add_log(vkey, origin)
+    shown = origin or vkey.split("+", 1)[0]
+    result = {"origin": shown, "vkey": vkey, "added": added}
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"{'following' if added else 'already following'} {shown}", highlight=False
+        ),
+    )
+
+
+@witness_app.command("logs")
+def witness_logs(data_dir: WitnessDirOpt = None, as_json: JsonOpt = False) -> None:
+    """The logs this witness follows, and the last checkpoint it cosigned for each."""
+    with _witness_store(data_dir) as store:
+        logs = store.logs()
+    rows = [
+        {
+            "origin": entry.origin,
+            "vkeys": list(entry.vkeys),
+            "size": entry.state.size if entry.state else None,
+            "root": entry.state.root.hex() if entry.state else None,
+            "cosigned_at": entry.state.timestamp if entry.state else None,
+        }
+        for entry in logs
+    ]
+    emit(
+        rows,
+        as_json,
+        lambda: table(
+            "Followed logs",
+            ["origin", "cosigned size", "root", "cosigned at (POSIX)"],
+            [
+                [
+                    r["origin"],
+                    r["size"] if r["size"] is not None else "-",
+                    (r["root"] or "-")[:16],
+                    r["cosigned_at"] or "-",
+                ]
+                for r in rows
+            ],
+        ),
+    )
+
+
+@witness_app.command("evidence")
+def witness_evidence(
+    data_dir: WitnessDirOpt = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind: fork, inconsistent or stale.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Refused checkpoints the logs signed: forks, inconsistent proofs, stale views."""
+    from ledger.witness import EVIDENCE_KINDS
+
+    if kind is not None and kind not in EVIDENCE_KINDS:
+        raise CliError(f"--kind must be one of {', '.join(EVIDENCE_KINDS)}")
+    with _witness_store(data_dir) as store:
+        kept = store.evidence(kind=kind)
+    records = [{"id": k.id, "received_at": k.received_at, **k.evidence.to_json()} for k in kept]
+
+    def human() -> None:
+        out.print(f"{len(records)} refused checkpoint(s) kept as evidence", highlight=False)
+        for r in records:
+            cosigned = (
+                f"size {r['cosigned_size']}, root {str(r['cosigned_root'])[:16]}…"
+                if r["cosigned"]
+                else "none"
+            )
+            out.print(
+                f"#{r['id']} {r['kind']}  {r['origin']}  received {r['received_at']}\n"
+                f"   refused:  size {r['checkpoint_size']}, root {r['checkpoint_root'][:16]}…, "
+                f"old size {r['old_size']}\n"
+                f"   cosigned: {cosigned}\n"
+                f"   {r['detail']}",
+                highlight=False,
+                markup=False,
+            )
+
+    emit({"count": len(records), "evidence": records}, as_json, human)
+
+
+@witness_app.command("serve")
+def witness_serve(
+    data_dir: WitnessDirOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address [env CORPUSX_WITNESS_HOST].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env CORPUSX_WITNESS_PORT].")] = None,
+) -> None:
+    """Run the witness's HTTP service: POST /add-checkpoint (c2sp.org/tlog-witness)."""
+    import uvicorn
+
+    from exchange.witness_server import create_witness_app
+
+    settings = load_witness_settings(data_dir=data_dir, host=host, port=port)
+    app = create_witness_app(settings.data_dir)  # fails here, clearly, on a bad data dir
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
 # -- entry point -------------------------------------------------------------------------------
 
 USER_ERRORS = (
@@ -2217,6 +2437,8 @@ USER_ERRORS = (
     NotMigratedError,
     ChainKeyError,
     SettingsError,
+    WitnessConfigError,
+    WitnessError,
     OSError,
 )
 

@@ -70,6 +70,23 @@ class Settings(BaseSettings):
     anchor_interval: float = Field(
         default=600.0, ge=0, description="or after this many seconds (0: by entries only)"
     )
+    witnesses: str = Field(
+        default="",
+        description="witnesses asked to cosign each checkpoint: comma-separated VKEY=URL, "
+        "URL being the witness's submission prefix (docs/ledger.md 8.7)",
+    )
+    witness_quorum: int | None = Field(
+        default=None,
+        ge=0,
+        description="how many of CORPUSX_WITNESSES must cosign a checkpoint before "
+        "GET /ledger/checkpoint serves it; default: a majority; 0: serve every checkpoint",
+    )
+    witness_policy: Path | None = Field(
+        default=None,
+        description="a c2sp.org/tlog-policy file (witness lines with URLs, and the quorum), "
+        "instead of CORPUSX_WITNESSES and CORPUSX_WITNESS_QUORUM",
+    )
+    witness_timeout: float = Field(default=5.0, gt=0, description="seconds per witness request")
     host: str = "127.0.0.1"
     port: int = 8600
 
@@ -160,7 +177,25 @@ def read_chain_config(path: Path) -> dict[str, Any]:
     return loaded
 
 
+class WitnessSettings(BaseSettings):
+    """The witness service's settings (``corpusx witness ...``), from ``CORPUSX_WITNESS_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="CORPUSX_WITNESS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".corpusx-witness"), description="key and state")
+    name: str | None = Field(
+        default=None, description="the witness's key name for `witness init`, e.g. example.org/w1"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8700
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, with explicit overrides (CLI flags) winning."""
     values = {key: value for key, value in overrides.items() if value is not None}
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def load_witness_settings(**overrides: object) -> WitnessSettings:
+    values = {key: value for key, value in overrides.items() if value is not None}
+    return WitnessSettings(**values)  # type: ignore[arg-type]

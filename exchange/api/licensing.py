@@ -479,7 +479,9 @@ def list_attestations(
 def attestation_bundle(seq: int, caller: CurrentMember, exchange: ExchangeDep) -> dict[str, Any]:
     """What an auditor needs to verify the attestation offline with the log's key alone."""
     with exchange.transaction() as session:
-        return evaluation.attestation_bundle(session, seq, log_signer=exchange.log_signer)
+        return evaluation.attestation_bundle(
+            session, seq, log_signer=exchange.log_signer, policy=exchange.witnesses.policy
+        )
 
 
 # -- lineage --------------------------------------------------------------------------------

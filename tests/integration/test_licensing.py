@@ -304,3 +304,53 @@ def test_unauthenticated_requests_are_refused(market: Market, live_server: LiveS
     )
     response = httpx.post(live_server.url + "/offers/x/withdraw", json=signed.to_json())
     assert response.status_code == 401
+
+
+def test_the_audit_replays_the_market_and_catches_what_signatures_cannot(
+    market: Market, live_server: LiveServer, tmp_path: Path
+) -> None:
+    from exchange.audit import audit_local
+    from exchange.db import make_engine, unit_of_work
+    from ledger.audit import AuditFailure
+    from ledger.note import Ed25519Verifier
+    from ledger.sql import SqlLedger
+    from tests.integration.helpers import statement
+
+    offer = market.offer(TRAINING_NC, 600)
+    agreement = market.bob.client.buy(offer["id"])
+    market.bob.client.request_delivery(market.version, purpose="training")
+    market.acme.client.revoke_licence(agreement["id"], "breach")
+    settings = live_server.prepared.settings
+    verifier = Ed25519Verifier.from_vkey(live_server.prepared.vkey)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        market.operator.issue_checkpoint()
+        report = audit_local(engine, verifier, state_dir=tmp_path / "audit")
+        assert report.size == market.size()
+
+        # bob (400 credits left) signs a second purchase of 600: a faulty exchange that skipped
+        # the balance check would append it; every signature on it is genuine.
+        second = market.offer(TRAINING_NC, 600)
+        shown = market.bob.client.offer(second["id"])
+        now = datetime.now(UTC)
+        signed = statement(
+            "licence.granted",
+            licences.agreement_body(
+                shown,
+                agreement_id=licences.new_agreement_id(),
+                buyer="bob",
+                version=market.version,
+                at=format_time(now),
+            ),
+            member="bob",
+            key=market.bob.key,
+            now=now,
+        )
+        with unit_of_work(engine) as session:
+            SqlLedger(session).append(signed)
+        market.operator.issue_checkpoint()
+        with pytest.raises(AuditFailure) as failure:
+            audit_local(engine, verifier, state_dir=tmp_path / "audit-2")
+        assert failure.value.seq == market.size() - 1 and "overdraft" in failure.value.reason
+    finally:
+        engine.dispose()

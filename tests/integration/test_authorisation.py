@@ -306,6 +306,15 @@ CASES: tuple[Case, ...] = (
         get("/ledger/proof/consistency", size1=1, size2=2),
     ),
     Case("GET", "/ledger/proof/bundle/{seq}", EVERYONE, get("/ledger/proof/bundle/0")),
+    # anchors: their state is public (it is on the chain); anchoring on demand is the
+    # operator's (here the chain is off, so the operator passes the role check and gets 409)
+    Case("GET", "/ledger/anchors", EVERYONE, get("/ledger/anchors")),
+    Case(
+        "POST",
+        "/ledger/anchors",
+        statuses(403, operator=409),
+        lambda w, m: Call("POST", "/ledger/anchors"),
+    ),
     Case(
         "POST",
         "/ledger/attest",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -171,8 +172,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, object]:
-        with exchange.transaction() as session:
-            size = SqlLedger(session).head().size
-        return {"status": "ok", "origin": exchange.origin, "size": size}
+        """Liveness, the log's size, and which worker process answered (behind a balancer)."""
+        with exchange.reading() as session:
+            size = SqlLedger(session).size()
+        return {"status": "ok", "origin": exchange.origin, "size": size, "worker": os.getpid()}
 
     return app

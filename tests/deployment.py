@@ -160,6 +160,14 @@ class ServerProcess:
                 seen.update(pool.map(ask, range(16)))
         return seen
 
+    def check_workers(self) -> set[int]:
+        """Every worker process of the supervisor answers requests; their PIDs."""
+        workers = self.worker_pids()
+        assert len(workers) == self.workers, f"expected {self.workers} workers, found {workers}"
+        answering = self.answering_workers()
+        assert answering == workers, f"workers {workers}, answering {answering}"
+        return workers
+
     def kill(self) -> None:
         """SIGKILL the supervisor and every worker at once: nothing gets to clean up."""
         assert self.process is not None
@@ -254,6 +262,7 @@ def deploy(
     init = cli.json("init", "--data-dir", server.data_dir, "--server-url", server.url)
     server.start()
     try:
+        server.check_workers()
         yield Deployment(
             cli=cli,
             server=server,

@@ -256,7 +256,9 @@ def deploy(
         CORPUSX_S3_ACCESS_KEY_ID=s3["access_key_id"],
         CORPUSX_S3_SECRET_ACCESS_KEY=s3["secret_access_key"],
         CORPUSX_CHECKPOINT_INTERVAL=str(checkpoint_interval),
+        TMPDIR=str(home / "tmp"),  # what a killed server leaves in temp dirs stays in the test's
     )
+    (home / "tmp").mkdir(exist_ok=True)
     server = ServerProcess(cli, port=port, workers=workers, log=home / "server.log")
     assert cli.json("db", "upgrade", "--data-dir", server.data_dir) == {"database": "upgraded"}
     init = cli.json("init", "--data-dir", server.data_dir, "--server-url", server.url)

@@ -121,7 +121,13 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
 
 async def _checkpoint_loop(exchange: Exchange) -> None:
-    """Issue a checkpoint whenever the log has grown, every ``checkpoint_interval`` seconds."""
+    """Issue a checkpoint whenever the log has grown, every ``checkpoint_interval`` seconds.
+
+    Every worker of ``corpusx serve --workers N`` runs this loop. That is safe without a lease:
+    issuing locks the ledger's head row and only then reads the latest checkpoint, so a worker
+    that queued behind another finds that worker's checkpoint and signs nothing (two checkpoints
+    of one size, or of a size already passed, cannot happen).
+    """
     interval = exchange.settings.checkpoint_interval
     while True:
         await asyncio.sleep(interval)

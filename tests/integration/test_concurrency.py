@@ -54,19 +54,38 @@ def _writer(url: str, seed: bytes, worker: int, ready: multiprocessing.synchroni
     engine.dispose()
 
 
+ISSUERS, ISSUES = 2, 40
+
+
+def _issuer(
+    url: str, key_file: str, origin: str, ready: multiprocessing.synchronize.Barrier
+) -> None:
+    """What every worker's checkpoint schedule does, as fast as it can."""
+    engine = make_engine(url)
+    signer = load_log_key(Path(key_file), origin)
+    ready.wait()
+    for _ in range(ISSUES):
+        with unit_of_work(engine) as session:
+            SqlLedger(session).issue_checkpoint(signer)
+    engine.dispose()
+
+
 def test_several_processes_append_without_gaps_or_forks(prepared: Prepared, tmp_path: Path) -> None:
     url = prepared.settings.resolved_database_url
     seed = prepared.operator_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     context = multiprocessing.get_context("spawn")
-    ready = context.Barrier(WORKERS)
+    ready = context.Barrier(WORKERS + ISSUERS)
+    key_file = str(prepared.settings.resolved_log_key_file)
     processes = [
         context.Process(target=_writer, args=(url, seed, w, ready)) for w in range(WORKERS)
+    ] + [
+        context.Process(target=_issuer, args=(url, key_file, ORIGIN, ready)) for _ in range(ISSUERS)
     ]
     for process in processes:
         process.start()
     for process in processes:
         process.join(timeout=300)
-        assert process.exitcode == 0
+        assert process.exitcode == 0  # no issuer ever met a conflict
 
     per_worker = sum(1 if r % 2 else BATCH for r in range(ROUNDS))
     expected = 1 + WORKERS * per_worker
@@ -83,50 +102,11 @@ def test_several_processes_append_without_gaps_or_forks(prepared: Prepared, tmp_
         for (_, data), stored in zip(rows, leaves, strict=True):
             auditor.feed(data, stored_leaf_hash=stored)
         auditor.check_root(size=expected, root=head.root)
+        issued = session.exec(select(LedgerCheckpointRow)).all()
         signer = load_log_key(prepared.settings.resolved_log_key_file, prepared.settings.log_origin)
         checkpoint = ledger.issue_checkpoint(signer)
         assert checkpoint.size == expected
+    report = check_integrity(engine)  # every checkpoint's root is the tree's at its size
     engine.dispose()
-
-
-ISSUES = 40
-
-
-def _issuer(
-    url: str, key_file: str, origin: str, ready: multiprocessing.synchronize.Barrier
-) -> None:
-    engine = make_engine(url)
-    signer = load_log_key(Path(key_file), origin)
-    ready.wait()
-    for _ in range(ISSUES):
-        with unit_of_work(engine) as session:
-            SqlLedger(session).issue_checkpoint(signer)
-    engine.dispose()
-
-
-def test_checkpoints_issued_by_several_processes_never_conflict(
-    prepared: Prepared, tmp_path: Path
-) -> None:
-    url = prepared.settings.resolved_database_url
-    seed = prepared.operator_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    context = multiprocessing.get_context("spawn")
-    ready = context.Barrier(4)
-    key_file, origin = str(prepared.settings.resolved_log_key_file), ORIGIN
-    processes = [context.Process(target=_writer, args=(url, seed, w, ready)) for w in range(2)] + [
-        context.Process(target=_issuer, args=(url, key_file, origin, ready)) for _ in range(2)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=300)
-        assert process.exitcode == 0
-
-    engine = make_engine(url)
-    try:
-        report = check_integrity(engine)  # every checkpoint's root is the tree's at its size
-        with Session(engine) as session:
-            sizes = [row.size for row in session.exec(select(LedgerCheckpointRow)).all()]
-    finally:
-        engine.dispose()
     assert report.ok, report.problems
-    assert len(sizes) > 2 and max(sizes) <= report.size
+    assert len(issued) > 2

@@ -10,16 +10,17 @@ exchange serves — and reports each disagreement as a :class:`Problem`:
   the node recomputed from the leaves; the head (size, last leaf, frontier) and every
   checkpoint's root equal to the tree's at that size;
 - **state ↔ entries, both ways**: ``member.registered`` ↔ member (and account), keys added and
-  revoked ↔ key rows, ``dataset.version.published`` ↔ version (with exactly its manifest's files
-  and its overlap-index row), ``offer.published``/``offer.withdrawn`` ↔ offer, ``licence.granted``
-  /``licence.revoked`` ↔ agreement, ``data.delivered`` ↔ delivery, ``model.training.attested`` ↔
-  attestation;
+  revoked ↔ key rows, ``dataset.version.published`` ↔ version (with exactly its manifest's files,
+  its overlap-index row and, if derived, the lineage its provider signed), ``offer.published``
+  and ``offer.withdrawn`` ↔ offer, ``licence.granted`` and ``licence.revoked`` ↔ agreement,
+  ``data.delivered`` ↔ delivery, ``model.training.attested`` ↔ attestation;
 - **money**: every journal transaction is exactly the one its entry implies (deposits,
   withdrawals, paid purchases), and every account's balance equals the balance recomputed from
   the entries themselves; the balances sum to zero and match their postings.
 
-The cryptography (signatures, roles, checkpoint signatures) is ``corpusx audit verify --local``'s
-part; this is ``corpusx db check``.
+The cryptography (signatures, roles, checkpoint signatures) and what the entries mean against
+each other (``licensing.market_audit``) are ``corpusx audit verify --local``'s part, over the log
+alone; this — the log against the tables — is ``corpusx db check``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ from ledger.errors import LedgerError
 from ledger.merkle import RootBuilder, leaf_hash, node_hash
 from ledger.note import Note
 from ledger.sql import LedgerCheckpointRow, LedgerEntryRow, LedgerHeadRow, LedgerNodeRow
-from licensing.models import Agreement, Offer, TrainingAttestation
+from licensing.models import (
+    Agreement,
+    Offer,
+    TrainingAttestation,
+    VersionLineage,
+    VersionSource,
+)
 
 BATCH = 2_000
 ZERO = bytes(32).hex()
@@ -349,12 +356,39 @@ def _check_versions(session: Session, found: Findings) -> None:
     files: dict[str, dict[str, tuple[object, ...]]] = defaultdict(dict)
     for f in session.exec(select(VersionFile)).all():
         files[f.version_id][f.name] = (f.sha256, f.size, f.media_type, f.record_count)
+    _check_lineage(session, found)
     indexed = set(session.exec(select(OverlapVersion.version_id)).all())
     for version in versions:
         _check_version_files(version, files.get(version.id, {}), found)
         if version.id not in indexed:
             found.add("dataset.version.published", f"version {version.id} is not overlap-indexed")
     _check_flags(versions, found)
+
+
+def _check_lineage(session: Session, found: Findings) -> None:
+    """A derived version's method and sources are the ones its provider signed."""
+    declared = {
+        logged.body["version"]: (
+            logged.body.get("method"),
+            tuple(
+                (str(s.get("version")), s.get("agreement"))
+                for s in logged.body.get("derived_from") or ()
+                if isinstance(s, dict)
+            ),
+        )
+        for logged in found.logged("dataset.version.published")
+        if "method" in logged.body and isinstance(logged.body.get("version"), str)
+    }
+    sources: dict[str, list[tuple[int, str, str | None]]] = defaultdict(list)
+    for row in session.exec(select(VersionSource)).all():
+        sources[row.version_id].append((row.position, row.source_id, row.agreement_id))
+    stored = {
+        row.version_id: (row.method, tuple((s, a) for _, s, a in sorted(sources[row.version_id])))
+        for row in session.exec(select(VersionLineage)).all()
+    }
+    for orphan in sorted(sources.keys() - stored.keys()):
+        found.add("dataset.version.published", f"version {orphan} has sources but no lineage")
+    _compare(found, "dataset.version.published", logged=declared, stored=stored, row="lineage")
 
 
 def _check_version_files(

@@ -16,10 +16,12 @@ from sqlmodel import Session
 
 from exchange.db import make_engine
 from exchange.integrity import check_integrity, check_session
+from exchange.lineage import Declared
+from exchange.publisher import publish_corpus
 from ledger.entry import format_time
 from licensing.terms import Terms
 from tests.conftest import LiveServer
-from tests.integration.market import TRAINING_NC, Market, open_market
+from tests.integration.market import TRAINING_NC, Market, open_market, write_corpus
 
 # (what is broken, SQL that breaks it, the check that must name it)
 TAMPERING = [
@@ -87,6 +89,11 @@ TAMPERING = [
         "UPDATE offer SET status = 'open', withdrawn_seq = NULL, withdrawn_reason = NULL",
         "offer.withdrawn",
     ),
+    (
+        "a derived version without its signed sources",
+        "DELETE FROM version_source",
+        "dataset.version.published",
+    ),
     ("a delivery entry without its row", "DELETE FROM delivery", "data.delivered"),
     (
         "credits made from nothing",
@@ -102,8 +109,16 @@ TAMPERING = [
 ]
 
 
-def _trade(market: Market) -> None:
-    """Everything the checks cover: offers (one withdrawn), a paid licence, a delivery."""
+def _trade(market: Market, tmp_path: Path) -> None:
+    """Everything the checks cover: a derived version, offers (one withdrawn), a paid licence,
+    a delivery, an attestation."""
+    publish_corpus(
+        market.acme.client,
+        [write_corpus(tmp_path / "derived", documents=20, topic="kittens")],
+        slug="kitten-facts",
+        workers=1,
+        lineage=Declared.from_json("filtered", [{"version": market.version, "agreement": None}]),
+    )
     terms = Terms(purposes=frozenset({"training"}))
     withdrawn = market.offer(terms, 50)["id"]
     market.acme.client.withdraw_offer(withdrawn, "priced wrongly")
@@ -124,7 +139,7 @@ def test_a_consistent_market_passes_and_every_tampering_is_named(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
     market = open_market(live_server, tmp_path)
-    _trade(market)
+    _trade(market, tmp_path)
     engine = make_engine(live_server.prepared.settings.resolved_database_url)
     try:
         clean = check_integrity(engine)

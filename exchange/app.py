@@ -1,4 +1,8 @@
-"""The application factory: settings, database, log key, routes, problem details, scheduler."""
+"""The application factory: settings, database, log key, routes, problem details, scheduler.
+
+The scheduler issues a checkpoint when the log has grown and then, if witnesses are
+configured, asks them to cosign the latest checkpoint (``exchange.witnessing``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.errors import CatalogError, DatasetNotFound, VersionNotFound
+from exchange.anchoring import Anchorer, build_anchorer
+from exchange.api import anchors as anchor_routes
 from exchange.api import blobs as blob_routes
 from exchange.api import catalog as catalog_routes
 from exchange.api import delivery as delivery_routes
@@ -25,6 +31,7 @@ from exchange.api import members as member_routes
 from exchange.context import Exchange
 from exchange.errors import ExchangeError
 from exchange.settings import Settings, load_settings
+from exchange.witnessing import WitnessCollector
 from ledger.errors import FormatError, LedgerError, VerificationError
 from ledger.sql import SqlLedger
 from licensing.errors import LicensingError
@@ -120,21 +127,35 @@ def _install_problem_handlers(app: FastAPI) -> None:
         return problem(request, 500, "Internal error", "the server failed; the error is logged")
 
 
-async def _checkpoint_loop(exchange: Exchange) -> None:
-    """Issue a checkpoint whenever the log has grown, every ``checkpoint_interval`` seconds.
+async def _checkpoint_loop(exchange: Exchange, witnesses: WitnessCollector | None) -> None:
+    """Every ``checkpoint_interval`` seconds: a checkpoint if the log grew, then its witnessing.
 
     Every worker of ``corpusx serve --workers N`` runs this loop. That is safe without a lease:
     issuing locks the ledger's head row and only then reads the latest checkpoint, so a worker
     that queued behind another finds that worker's checkpoint and signs nothing (two checkpoints
-    of one size, or of a size already passed, cannot happen).
+    of one size, or of a size already passed, cannot happen). Witnesses that have not cosigned
+    the latest checkpoint are asked again at every tick, so one that was down catches up when it
+    is back.
     """
     interval = exchange.settings.checkpoint_interval
     while True:
         await asyncio.sleep(interval)
         try:
             await asyncio.to_thread(issue_checkpoint, exchange)
-        except Exception:  # the loop must outlive a transient database error
+            if witnesses is not None:
+                await asyncio.to_thread(witnesses.witness_latest)
+        except Exception:  # the loop must outlive a transient database or network error
             log.exception("scheduled checkpoint failed")
+
+
+async def _anchor_loop(anchorer: Anchorer, poll: float) -> None:
+    """Follow anchors in flight and send new ones when due (``exchange/anchoring.py``)."""
+    while True:
+        try:
+            await asyncio.to_thread(anchorer.step)
+        except Exception:  # a database hiccup must not end anchoring for the process's life
+            log.exception("anchoring step failed")
+        await asyncio.sleep(poll)
 
 
 def issue_checkpoint(exchange: Exchange) -> int:
@@ -143,22 +164,32 @@ def issue_checkpoint(exchange: Exchange) -> int:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the exchange; raises ``NotMigratedError``/``LogKeyError`` on an unprepared data dir."""
+    """Build the exchange; raises ``NotMigratedError``/``LogKeyError`` on an unprepared data dir
+    and ``SettingsError`` on chain settings that cannot work (anchoring starts with the app)."""
     settings = settings or load_settings()
     exchange = Exchange.open(settings)
+    anchorer = build_anchorer(exchange)
+    witnesses = WitnessCollector(exchange) if exchange.witnesses.contacted else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if settings.checkpoint_interval > 0:
-            task = asyncio.create_task(_checkpoint_loop(exchange))
+            tasks.append(asyncio.create_task(_checkpoint_loop(exchange, witnesses)))
+        if anchorer is not None:
+            tasks.append(asyncio.create_task(_anchor_loop(anchorer, settings.chain_poll_interval)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if anchorer is not None:
+                with contextlib.suppress(Exception):  # best effort: the lease expires anyway
+                    await asyncio.to_thread(anchorer.release)
+            if witnesses is not None:
+                witnesses.close()
             exchange.engine.dispose()
 
     app = FastAPI(
@@ -168,9 +199,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.exchange = exchange
+    app.state.anchorer = anchorer
+    app.state.witnesses = witnesses
     _install_problem_handlers(app)
     app.include_router(member_routes.router)
     app.include_router(ledger_routes.router)
+    app.include_router(anchor_routes.router)
     app.include_router(blob_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(licensing_routes.router)

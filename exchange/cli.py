@@ -8,6 +8,7 @@ errors print one line to stderr and exit non-zero.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from catalog.errors import CatalogError
 from exchange.audit import audit_local, audit_remote
+from exchange.chainkey import ChainKeyError
 from exchange.client import ClientError, ExchangeClient
 from exchange.db import NotMigratedError, check_migrated, make_engine, upgrade
 from exchange.errors import ExchangeError
@@ -35,11 +37,14 @@ from exchange.keys import (
 )
 from exchange.logkey import LogKeyError, load_log_key
 from exchange.profile import DEFAULT_SERVER, Profile, config_dir, load_profile, save_profile
-from exchange.settings import Settings, load_settings
+from exchange.settings import Settings, SettingsError, load_settings, load_witness_settings
+from exchange.witness_store import WitnessError
+from exchange.witnessing import WitnessConfigError
 from ledger.canonical import parse_json
 from ledger.entry import b64encode, key_id_for
 from ledger.errors import LedgerError
-from ledger.note import Ed25519Verifier
+from ledger.note import CosignatureVerifier, Ed25519Verifier
+from ledger.policy import PolicyWitness, WitnessPolicy
 from ledger.proofbundle import ProofBundle, verify_proof_bundle
 from licensing.errors import LicensingError
 from storage import StorageError
@@ -72,6 +77,13 @@ data_app = typer.Typer(help="Licensed data: fetch files, delivery receipts.", no
 compliance_app = typer.Typer(
     help="Check a model's training data against its licences.", no_args_is_help=True
 )
+chain_app = typer.Typer(
+    help="The EVM chain the log's checkpoints are anchored to.", no_args_is_help=True
+)
+witness_app = typer.Typer(
+    help="Run a witness: cosign checkpoints of the logs you follow (c2sp.org/tlog-witness).",
+    no_args_is_help=True,
+)
 for sub, name in [
     (db_app, "db"),
     (keys_app, "keys"),
@@ -87,6 +99,8 @@ for sub, name in [
     (account_app, "account"),
     (compliance_app, "compliance"),
     (data_app, "data"),
+    (chain_app, "chain"),
+    (witness_app, "witness"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -228,8 +242,14 @@ def serve(
 
     if data_dir is not None:
         os.environ["CORPUSX_DATA_DIR"] = str(data_dir.resolve())
+    from exchange.anchoring import build_anchorer
+
     settings = load_settings()
-    Exchange.open(settings).engine.dispose()  # fail here, clearly, before workers start
+    exchange = Exchange.open(settings)  # fail here, clearly, before workers start
+    try:
+        build_anchorer(exchange)  # chain settings and key; the chain itself may be down
+    finally:
+        exchange.engine.dispose()
     uvicorn.run(
         "exchange.app:create_app",
         factory=True,
@@ -637,6 +657,161 @@ def ledger_prove(
             else out.print(bundle, end="", highlight=False)
         ),
     )
+
+
+def _anchor_rows(status: dict[str, Any]) -> None:
+    if not status["enabled"]:
+        out.print("anchoring is off on this exchange")
+        return
+    health = (
+        "ok"
+        if not status["failures"]
+        else (
+            f"{status['failures']} failed attempt(s), retrying in {status['retry_in']:.0f}s: "
+            f"{status['last_error']}"
+        )
+    )
+    table(
+        f"Anchors on {status['contract']} ({health})",
+        ["size", "state", "tx", "block", "depth", "resent", "entry"],
+        [
+            [
+                a["size"],
+                a["state"],
+                a["tx_hash"],
+                a["block_number"] if a["block_number"] is not None else "-",
+                a["depth"],
+                a["resubmissions"],
+                a["entry_seq"] if a["entry_seq"] is not None else "-",
+            ]
+            for a in status["anchors"]
+        ],
+    )
+
+
+@ledger_app.command("anchors")
+def ledger_anchors(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the latest anchors of the log's checkpoints on the chain, and their state."""
+    with client_for(server) as client:
+        result = client.anchors()
+    emit(result, as_json, lambda: _anchor_rows(result))
+
+
+@ledger_app.command("anchor")
+def ledger_anchor(
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the anchor is final (and recorded).")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600.0,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Anchor the current log on the chain now (operators), instead of waiting for the schedule."""
+    import time
+
+    with client_for(server, token) as client:
+        result = client.anchor_now()
+        deadline = time.monotonic() + timeout
+        while wait and not _settled(result):
+            if time.monotonic() > deadline:
+                raise CliError(f"the anchor is not final after {timeout:.0f}s")
+            time.sleep(0.5)
+            result = client.anchors()
+    anchor = None if result["requested"] or not result["anchors"] else result["anchors"][0]
+
+    def human() -> None:
+        if anchor is None:
+            out.print("anchoring requested: it is sent once the anchor before it is included")
+            return
+        out.print(
+            f"size {anchor['size']}: {anchor['state']}, tx {anchor['tx_hash']}"
+            + (
+                f", recorded as entry {anchor['entry_seq']}"
+                if anchor["entry_seq"] is not None
+                else ""
+            )
+        )
+
+    emit({**result, "anchor": anchor}, as_json, human)
+
+
+def _settled(status: dict[str, Any]) -> bool:
+    """The request was served and the anchor it led to (the newest) is final."""
+    anchors = status["anchors"]
+    return not status["requested"] and bool(anchors) and anchors[0]["state"] == "final"
+
+
+# -- chain -------------------------------------------------------------------------------------
+
+RpcOpt = Annotated[
+    str,
+    typer.Option("--rpc", envvar="CORPUSX_CHAIN_RPC_URL", help="The chain's JSON-RPC URL."),
+]
+
+
+@chain_app.command("new-key")
+def chain_new_key(
+    out_file: Annotated[Path, typer.Option("--out", help="Key file to create (mode 0600).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an account key for anchoring; fund its address, then `corpusx chain deploy`."""
+    from exchange.chainkey import write_chain_key
+    from ledger.anchor_evm import account_address
+
+    address = account_address(write_chain_key(out_file))
+    emit(
+        {"key_file": str(out_file), "address": address},
+        as_json,
+        lambda: out.print(f"wrote {out_file} (mode 0600); account address {address}"),
+    )
+
+
+@chain_app.command("deploy")
+def chain_deploy(
+    rpc: RpcOpt,
+    key: Annotated[Path, typer.Option("--key", help="The account's key file (mode 0600).")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Save the contract in this data dir's chain.json."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a contract already saved there.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy the CheckpointAnchor contract, owned by the key's account, and say where it is."""
+    from exchange.chainkey import load_chain_key
+    from ledger.anchor import contract_artifact
+    from ledger.anchor_evm import EvmChain
+
+    target = settings_for(data_dir).chain_config_file if data_dir is not None else None
+    if target is not None and target.exists() and not replace:
+        raise CliError(f"{target} already names a contract; pass --replace to deploy a new one")
+    chain = EvmChain(rpc, private_key=load_chain_key(key))
+    done = chain.deploy(contract_artifact().bytecode)
+    saved = {
+        "rpc_url": rpc,
+        "chain_id": done.chain_id,
+        "contract": done.contract,
+        "owner": chain.address,
+        "deploy_tx": done.tx_hash,
+        "block": done.block_number,
+    }
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(saved, indent=2) + "\n")
+
+    def human() -> None:
+        out.print(
+            f"deployed CheckpointAnchor on chain {done.chain_id} in block {done.block_number} "
+            f"(tx {done.tx_hash})" + (f"; saved in {target}" if target else ""),
+            highlight=False,
+        )
+        out.print(f"CORPUSX_CHAIN_RPC_URL={rpc}", highlight=False)
+        out.print(f"CORPUSX_CHAIN_CONTRACT={done.contract}", highlight=False)
+
+    emit({**saved, "file": str(target) if target else None}, as_json, human)
 
 
 # -- datasets ----------------------------------------------------------------------------------
@@ -1807,10 +1982,24 @@ def audit_verify(
     vkey: Annotated[
         str | None, typer.Option(help="The log's verifier key (pinned after first use).")
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="A witness's vkey: require its cosignature (repeatable)."),
+    ] = None,
+    quorum: Annotated[
+        int | None, typer.Option(help="How many --witness must cosign (default: all).")
+    ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option("--policy", help="A c2sp.org/tlog-policy file the checkpoint must satisfy."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-check every entry, chain link and signature, and the root against the checkpoint."""
     state_dir = config_dir() / "audit"
+    policy = _audit_policy(witness or [], quorum, policy_file)
+    if vkey is None and policy.logs:
+        vkey = policy.logs[0].verifier.vkey if len(policy.logs) == 1 else None
     if local:
         settings = settings_for(data_dir)
         verifier = load_log_key(settings.resolved_log_key_file, settings.log_origin).verifier
@@ -1819,7 +2008,9 @@ def audit_verify(
         engine = make_engine(settings.resolved_database_url)
         try:
             with progress_bar("auditing", not as_json) as tick:
-                report = audit_local(engine, verifier, state_dir=state_dir / "local", progress=tick)
+                report = audit_local(
+                    engine, verifier, state_dir=state_dir / "local", progress=tick, policy=policy
+                )
         finally:
             engine.dispose()
     else:
@@ -1830,7 +2021,9 @@ def audit_verify(
                 err.print(f"trusting the log key the server presents (first use): {trusted}")
             verifier = Ed25519Verifier.from_vkey(trusted)
             with progress_bar("auditing", not as_json) as tick:
-                report = audit_remote(client, verifier, state_dir=state_dir, progress=tick)
+                report = audit_remote(
+                    client, verifier, state_dir=state_dir, progress=tick, policy=policy
+                )
             _pin_vkey(state_dir, client.server, trusted)
     result = {
         "ok": True,
@@ -1838,6 +2031,7 @@ def audit_verify(
         "size": report.size,
         "root": report.root,
         "consistent_from": report.previous_size,
+        "witnesses": list(report.witnesses),
         "seconds": round(report.seconds, 3),
     }
     emit(
@@ -1847,9 +2041,127 @@ def audit_verify(
             f"[green]ok[/green] {report.origin}: {report.size:,} entries, "
             f"root {report.root[:16]}…, "
             + (f"consistent with size {report.previous_size:,}, " if report.previous_size else "")
-            + f"{report.rate:,.0f} entries/s"
+            + (
+                f"cosigned by {', '.join(report.witnesses)}, "
+                if policy.requires_cosignatures
+                else ""
+            )
+            + f"{report.rate:,.0f} entries/s",
+            highlight=False,
         ),
     )
+
+
+@audit_app.command("anchors")
+def audit_anchors_command(
+    rpc: RpcOpt,
+    server: ServerOpt = None,
+    vkey: Annotated[
+        str | None, typer.Option(help="The log's verifier key (pinned after first use).")
+    ] = None,
+    confirmations: Annotated[
+        int | None,
+        typer.Option(min=1, help="Demand this many confirmations (default: each entry's own)."),
+    ] = None,
+    finalized: Annotated[
+        bool, typer.Option("--finalized", help="Demand blocks at or below the finalized tag.")
+    ] = False,
+    from_block: Annotated[
+        int, typer.Option(min=0, help="Read the contracts' events from this block on.")
+    ] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every checkpoint.anchored entry of the log, and every anchor event of its contracts,
+    against the chain; one line per failure."""
+    from exchange.anchor_audit import Demand, audit_anchors
+    from ledger.anchor_evm import EvmChain
+
+    state_dir = config_dir() / "audit"
+    with client_for(server) as client:
+        trusted = vkey or _pinned_vkey(state_dir, client.server)
+        if trusted is None:
+            trusted = client.vkey()
+            err.print(f"trusting the log key the server presents (first use): {trusted}")
+        with progress_bar("reading the log", not as_json) as tick:
+            report = audit_anchors(
+                client,
+                EvmChain(rpc),
+                Ed25519Verifier.from_vkey(trusted),
+                demand=Demand(confirmations=confirmations, finalized=finalized),
+                from_block=from_block,
+                progress=tick,
+            )
+        _pin_vkey(state_dir, client.server, trusted)  # the log's checkpoint verified with it
+    checks = [
+        {
+            "seq": c.seq,
+            "size": c.size,
+            "tx_hash": c.tx_hash,
+            "block_number": c.block_number,
+            "confirmations": c.depth,
+            "ok": c.ok,
+            "error": c.error,
+        }
+        for c in report.checks
+    ]
+    result = {
+        "ok": not report.failures,
+        "origin": report.origin,
+        "size": report.size,
+        "chain_id": report.chain.chain_id,
+        "head": report.chain.head,
+        "anchors": checks,
+        "events": [
+            {
+                "tx_hash": e.found.tx_hash,
+                "block_number": e.found.block_number,
+                "size": e.found.event.size,
+                "root": e.found.event.root.hex(),
+                "ok": e.ok,
+                "error": e.error,
+            }
+            for e in report.events
+        ],
+        "events_ahead": report.events_ahead,
+    }
+    if as_json:
+        out.print_json(json.dumps(result))
+    elif not report.failures:
+        latest = report.checks[-1] if report.checks else None
+        out.print(
+            f"[green]ok[/green] {report.origin}: {len(report.checks)} anchor(s) verified on chain "
+            f"{report.chain.chain_id}, {len(report.events)} event(s) of the contract match the log"
+            + (
+                f"; the latest anchors size {latest.size:,} in block {latest.block_number} "
+                f"({latest.depth} confirmations)"
+                if latest
+                else " (the log records none yet)"
+            ),
+            highlight=False,
+        )
+    for failure in report.failures:
+        err.print(f"error: {failure.describe()}", highlight=False, markup=False)
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def _audit_policy(
+    witnesses: list[str], quorum: int | None, policy_file: Path | None
+) -> WitnessPolicy:
+    """The witness policy an audit enforces: --policy, or --witness with --quorum, or none."""
+    if policy_file is not None:
+        if witnesses or quorum is not None:
+            raise CliError("give either --policy or --witness/--quorum, not both")
+        return WitnessPolicy.from_text(
+            policy_file.read_bytes().decode("utf-8", errors="surrogateescape")
+        )
+    if quorum is not None and not witnesses:
+        raise CliError("--quorum needs the witnesses it counts: give --witness VKEY")
+    listed = []
+    for text in witnesses:
+        verifier = CosignatureVerifier.from_vkey(text)
+        listed.append(PolicyWitness(verifier.name, verifier))
+    return WitnessPolicy.k_of_n(listed, len(listed) if quorum is None else quorum)
 
 
 def _pins(state_dir: Path) -> dict[str, str]:
@@ -1981,6 +2293,173 @@ def _read_text(path: Path) -> str:
         raise CliError(f"{path} is not UTF-8 text") from None
 
 
+# -- witness -------------------------------------------------------------------------------------
+
+WitnessDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="The witness's data dir [env CORPUSX_WITNESS_DATA_DIR]."),
+]
+
+
+def _witness_dir(data_dir: Path | None) -> Path:
+    return load_witness_settings(data_dir=data_dir).data_dir
+
+
+@contextmanager
+def _witness_store(data_dir: Path | None) -> Iterator[Any]:
+    from exchange.witness_store import WitnessStore
+
+    store = WitnessStore(_witness_dir(data_dir))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@witness_app.command("init")
+def witness_init(
+    data_dir: WitnessDirOpt = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="The witness's name, e.g. example.org/witness [env CORPUSX_WITNESS_NAME]."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a witness: its data dir, its Ed25519 cosigning key and its state database."""
+    from exchange.witness_store import create_witness
+
+    settings = load_witness_settings(data_dir=data_dir, name=name)
+    if not settings.name:
+        raise CliError("give the witness a name: --name NAME (or CORPUSX_WITNESS_NAME)")
+    signer = create_witness(settings.data_dir, settings.name)
+    result = {"data_dir": str(settings.data_dir), "name": signer.name, "vkey": signer.verifier.vkey}
+    emit(result, as_json, lambda: out.print(signer.verifier.vkey, highlight=False))
+
+
+@witness_app.command("vkey")
+def witness_vkey(data_dir: WitnessDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the witness's verifier key (give it to the logs you witness, and to auditors)."""
+    with _witness_store(data_dir) as store:
+        vkey = store.vkey
+    emit({"vkey": vkey}, as_json, lambda: out.print(vkey, highlight=False))
+
+
+@witness_app.command("add-log")
+def witness_add_log(
+    vkey: Annotated[str, typer.Option(help="The log's verifier key.")],
+    origin: Annotated[
+        str | None, typer.Option(help="The log's checkpoint origin (default: the key's name).")
+    ] = None,
+    data_dir: WitnessDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Follow a log: cosign its checkpoints that are signed with this key (repeatable)."""
+    with _witness_store(data_dir) as store:
+        added = store.add_log(vkey, origin)
+    shown = origin or vkey.split("+", 1)[0]
+    result = {"origin": shown, "vkey": vkey, "added": added}
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"{'following' if added else 'already following'} {shown}", highlight=False
+        ),
+    )
+
+
+@witness_app.command("logs")
+def witness_logs(data_dir: WitnessDirOpt = None, as_json: JsonOpt = False) -> None:
+    """The logs this witness follows, and the last checkpoint it cosigned for each."""
+    with _witness_store(data_dir) as store:
+        logs = store.logs()
+    rows = [
+        {
+            "origin": entry.origin,
+            "vkeys": list(entry.vkeys),
+            "size": entry.state.size if entry.state else None,
+            "root": entry.state.root.hex() if entry.state else None,
+            "cosigned_at": entry.state.timestamp if entry.state else None,
+        }
+        for entry in logs
+    ]
+    emit(
+        rows,
+        as_json,
+        lambda: table(
+            "Followed logs",
+            ["origin", "cosigned size", "root", "cosigned at (POSIX)"],
+            [
+                [
+                    r["origin"],
+                    r["size"] if r["size"] is not None else "-",
+                    (r["root"] or "-")[:16],
+                    r["cosigned_at"] or "-",
+                ]
+                for r in rows
+            ],
+        ),
+    )
+
+
+@witness_app.command("evidence")
+def witness_evidence(
+    data_dir: WitnessDirOpt = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind: fork, inconsistent or stale.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Refused checkpoints the logs signed: forks, inconsistent proofs, stale views."""
+    from ledger.witness import EVIDENCE_KINDS
+
+    if kind is not None and kind not in EVIDENCE_KINDS:
+        raise CliError(f"--kind must be one of {', '.join(EVIDENCE_KINDS)}")
+    with _witness_store(data_dir) as store:
+        kept = store.evidence(kind=kind)
+    records = [{"id": k.id, "received_at": k.received_at, **k.evidence.to_json()} for k in kept]
+
+    def human() -> None:
+        out.print(f"{len(records)} refused checkpoint(s) kept as evidence", highlight=False)
+        for r in records:
+            cosigned = (
+                f"size {r['cosigned_size']}, root {str(r['cosigned_root'])[:16]}…"
+                if r["cosigned"]
+                else "none"
+            )
+            out.print(
+                f"#{r['id']} {r['kind']}  {r['origin']}  received {r['received_at']}\n"
+                f"   refused:  size {r['checkpoint_size']}, root {r['checkpoint_root'][:16]}…, "
+                f"old size {r['old_size']}\n"
+                f"   cosigned: {cosigned}\n"
+                f"   {r['detail']}",
+                highlight=False,
+                markup=False,
+            )
+
+    emit({"count": len(records), "evidence": records}, as_json, human)
+
+
+@witness_app.command("serve")
+def witness_serve(
+    data_dir: WitnessDirOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address [env CORPUSX_WITNESS_HOST].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env CORPUSX_WITNESS_PORT].")] = None,
+) -> None:
+    """Run the witness's HTTP service: POST /add-checkpoint (c2sp.org/tlog-witness)."""
+    import uvicorn
+
+    from exchange.witness_server import create_witness_app
+
+    settings = load_witness_settings(data_dir=data_dir, host=host, port=port)
+    app = create_witness_app(settings.data_dir)  # fails here, clearly, on a bad data dir
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
 # -- entry point -------------------------------------------------------------------------------
 
 USER_ERRORS = (
@@ -1994,6 +2473,10 @@ USER_ERRORS = (
     KeyFileError,
     LogKeyError,
     NotMigratedError,
+    ChainKeyError,
+    SettingsError,
+    WitnessConfigError,
+    WitnessError,
     OSError,
 )
 

@@ -405,6 +405,12 @@ class ExchangeClient:
     def proof_bundle(self, seq: int) -> str:
         return self.get_text(f"/ledger/proof/bundle/{seq}")
 
+    def anchors(self) -> Any:
+        return self.get_json("/ledger/anchors")
+
+    def anchor_now(self) -> Any:
+        return self.request("POST", "/ledger/anchors").json()
+
 
 def _problem_text(response: httpx.Response) -> str:
     try:

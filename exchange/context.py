@@ -1,4 +1,4 @@
-"""What a running exchange holds: its settings, database engine and log signing key."""
+"""What a running exchange holds: settings, database engine, log key, blobs, witness policy."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from exchange.db import check_migrated, make_engine, read_only, unit_of_work
 from exchange.logkey import load_log_key
 from exchange.settings import Settings
 from exchange.statements import StatementPolicy
+from exchange.witnessing import WitnessConfig, load_witness_config
 from ledger.entry import key_id_for
 from ledger.note import Ed25519Signer
 from storage import BlobStore, open_store
@@ -23,6 +24,7 @@ class Exchange:
     engine: Engine
     log_signer: Ed25519Signer
     store: BlobStore
+    witnesses: WitnessConfig
 
     @classmethod
     def open(cls, settings: Settings) -> Exchange:
@@ -30,8 +32,9 @@ class Exchange:
         engine = make_engine(settings.resolved_database_url)
         check_migrated(engine)
         signer = load_log_key(settings.resolved_log_key_file, settings.log_origin)
+        witnesses = load_witness_config(settings, signer.verifier)
         store = open_store(settings.resolved_blob_store, **settings.blob_store_options())
-        return cls(settings, engine, signer, store)
+        return cls(settings, engine, signer, store, witnesses)
 
     @property
     def statement_policy(self) -> StatementPolicy:

@@ -26,6 +26,7 @@ from exchange.statements import StatementPolicy, check_statement, record_stateme
 from ledger.audit import OPERATOR
 from ledger.entry import Entry, SignedStatement, b64encode
 from ledger.note import Ed25519Signer
+from ledger.policy import WitnessPolicy
 from licensing.attestation import ATTESTED, BUNDLE_FORMAT, attestation_body
 from licensing.compliance import ComplianceReport, ManifestItem, TrainingManifest, check
 from licensing.errors import LicensingError
@@ -168,7 +169,9 @@ def attest(
     return entry, report
 
 
-def attestation_bundle(session: Session, seq: int, *, log_signer: Ed25519Signer) -> dict[str, Any]:
+def attestation_bundle(
+    session: Session, seq: int, *, log_signer: Ed25519Signer, policy: WitnessPolicy
+) -> dict[str, Any]:
     """Everything needed to verify attestation ``seq`` offline with the log's key alone.
 
     The attestation entry, the entries that registered every key it and the agreements behind
@@ -189,12 +192,14 @@ def attestation_bundle(session: Session, seq: int, *, log_signer: Ed25519Signer)
         for s in entry_seqs
     }
     keys = session.exec(select(MemberKey).where(col(MemberKey.key_id).in_(key_ids))).all()
-    checkpoint = ledger_service.covering_checkpoint(session, log_signer, max(entry_seqs) + 1)
+    checkpoint, note = ledger_service.proving_checkpoint(
+        session, log_signer, max(entry_seqs) + 1, policy=policy
+    )
     return {
         "format": BUNDLE_FORMAT,
         "manifest": row.manifest,
         "report": row.report,
-        "checkpoint": checkpoint.note,
+        "checkpoint": note,
         "attestation": _proved(session, seq, checkpoint.size),
         "keys": [_proved(session, k.added_seq, checkpoint.size) for k in keys],
         "agreements": [_proved(session, a.granted_seq, checkpoint.size) for a in agreements],

@@ -33,6 +33,7 @@ from ledger.audit import OPERATOR
 from ledger.entry import Entry, SignedStatement, format_time, parse_time
 from ledger.errors import FormatError
 from licensing.errors import LicensingError
+from licensing.iris import AGREEMENT_PREFIX, OFFER_PREFIX
 from licensing.models import AGREEMENT_ID, OFFER_ID, Agreement, Offer
 from licensing.terms import Price, Terms
 
@@ -538,6 +539,62 @@ def agreement_state(agreement: Agreement, at: datetime) -> str:
     if agreement.valid_until is not None and at >= agreement.valid_until:
         return "expired"
     return "active"
+
+
+def offer_policy(offer: Offer, dataset: Dataset) -> dict[str, Any]:
+    """The offer as an ODRL 2.2 ``Offer`` policy (JSON-LD)."""
+    return _policy(
+        "Offer",
+        f"{OFFER_PREFIX}{offer.id}",
+        target=offer.version_id or dataset.slug,
+        terms=offer.terms,
+        assigner=offer.provider,
+        assignee=offer.buyer,
+        price=offer.price,
+        window=(offer.valid_from, offer.valid_until),
+    )
+
+
+def agreement_policy(agreement: Agreement) -> dict[str, Any]:
+    """The agreement as an ODRL 2.2 ``Agreement`` policy (JSON-LD)."""
+    return _policy(
+        "Agreement",
+        f"{AGREEMENT_PREFIX}{agreement.id}",
+        target=agreement.version_id,
+        terms=agreement.terms,
+        assigner=agreement.assigner,
+        assignee=agreement.assignee,
+        price=agreement.price,
+        window=(agreement.valid_from, agreement.valid_until),
+    )
+
+
+def _policy(
+    kind: str,
+    uid: str,
+    *,
+    target: str,
+    terms: dict[str, Any],
+    assigner: str,
+    assignee: str | None,
+    price: int,
+    window: tuple[datetime, datetime | None],
+) -> dict[str, Any]:
+    from licensing.odrl import Policy, to_jsonld  # pyld: loaded only when asked
+
+    start, end = window
+    policy = Policy(
+        kind=kind,
+        uid=uid,
+        target=target,
+        terms=Terms.from_json(terms),
+        assigner=assigner,
+        assignee=assignee,
+        price=Price(price),
+        valid_from=format_time(start),
+        valid_until=format_time(end) if end else None,
+    )
+    return to_jsonld(policy)
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tables of the exchange application (members, keys, tokens).
+"""Tables of the exchange application (members, keys, tokens, witness cosignatures).
 
 Every table module is imported here so that ``SQLModel.metadata`` is complete for Alembic.
 """
@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, LargeBinary
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 import catalog.models
 import catalog.overlap_index  # noqa: F401  (registers the overlap index tables)
+import exchange.anchor_models  # noqa: F401  (registers the anchoring tables)
 import ledger.sql  # noqa: F401  (registers the ledger tables in SQLModel.metadata)
 import licensing.models  # noqa: F401  (offers, agreements, lineage, listing licences)
 
@@ -123,3 +124,21 @@ class Delivery(SQLModel, table=True):
     files: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
     expires_at: datetime
     created_at: datetime
+
+
+class WitnessCosignature(SQLModel, table=True):
+    """A witness's verified cosignature of one checkpoint (docs/ledger.md 8.7)."""
+
+    __tablename__ = "witness_cosignature"
+    __table_args__ = (CheckConstraint("timestamp >= 0", name="ck_witness_cosignature_time"),)
+
+    checkpoint_size: int = Field(
+        sa_type=BigInteger,
+        primary_key=True,
+        foreign_key="ledger_checkpoint.size",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    witness: str = Field(primary_key=True, max_length=400, description="the witness's vkey")
+    signature: str = Field(sa_type=Text, description="the note signature line, no newline")
+    timestamp: int = Field(sa_type=BigInteger, description="the cosignature's POSIX time")
+    received_at: datetime

@@ -1,4 +1,5 @@
-"""Fixtures shared by the suite: databases (SQLite and the real PostgreSQL), data dirs, servers.
+"""Fixtures shared by the suite: databases (SQLite and the real PostgreSQL), data dirs, servers,
+and a real anvil chain node (``tests/anvil.py``) with a freshly deployed anchor contract.
 
 PostgreSQL tests use the server on 127.0.0.1:5432 (user postgres). Each run migrates one template
 database and clones it per test (``CREATE DATABASE ... TEMPLATE``), then drops them all. If the
@@ -27,6 +28,7 @@ from exchange.client import ExchangeClient
 from exchange.db import upgrade
 from exchange.settings import Settings
 from exchange.setup import initialise
+from tests.anvil import DEV_KEYS, Anvil, running_anvil
 from tests.deployment import Deployment, deploy
 from tests.integration.storage.s3server import MotoServer, running_moto_server
 
@@ -119,6 +121,56 @@ def s3_bucket(moto_server: MotoServer) -> str:
     return moto_server.new_bucket()
 
 
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    """One anvil node for the session (each test deploys its own contract on it)."""
+    try:
+        with running_anvil() as node:
+            yield node
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+@dataclass
+class ChainSetup:
+    """A CheckpointAnchor contract on the test node, and the owning account's key file."""
+
+    node: Anvil
+    contract: str
+    key_file: Path
+    key: bytes
+
+    def settings(self, **overrides: object) -> dict[str, object]:
+        """Exchange settings that anchor here: quick polls, 3 confirmations, no time trigger."""
+        return {
+            "chain_rpc_url": self.node.url,
+            "chain_contract": self.contract,
+            "chain_key_file": self.key_file,
+            "chain_confirmations": 3,
+            "chain_poll_interval": 0.05,
+            "chain_backoff_max": 0.4,
+            "chain_timeout": 2.0,
+            "anchor_every_entries": 5,
+            "anchor_interval": 0.0,
+            **overrides,
+        }
+
+
+@pytest.fixture
+def chain(anvil: Anvil, tmp_path: Path) -> Iterator[ChainSetup]:
+    """A fresh contract owned by anvil's first account (mining restored to automine after)."""
+    from exchange.chainkey import write_chain_key  # web3 loads only for the chain tests
+    from ledger.anchor import contract_artifact
+    from ledger.anchor_evm import EvmChain
+
+    key = bytes.fromhex(DEV_KEYS[0])
+    key_file = tmp_path / "chain.key"
+    write_chain_key(key_file, key)
+    deployment = EvmChain(anvil.url, private_key=key).deploy(contract_artifact().bytecode)
+    yield ChainSetup(anvil, deployment.contract, key_file, key)
+    anvil.set_automine(True)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -152,6 +204,7 @@ def live_server(prepared: Prepared, request: pytest.FixtureRequest) -> Iterator[
     ``@pytest.mark.checkpoint_interval(seconds)`` turns the checkpoint schedule on;
     ``@pytest.mark.s3_store`` keeps blobs in a fresh bucket on the test S3 server;
     ``@pytest.mark.exchange_settings(name=value, ...)`` overrides settings.
+    ``@pytest.mark.anchoring(**settings)`` anchors to the ``chain`` fixture's contract.
     """
     marker = request.node.get_closest_marker("checkpoint_interval")
     settings = prepared.settings
@@ -172,6 +225,10 @@ def live_server(prepared: Prepared, request: pytest.FixtureRequest) -> Iterator[
                 "s3_secret_access_key": options["secret_access_key"],
             }
         )
+    anchoring = request.node.get_closest_marker("anchoring")
+    if anchoring is not None:
+        setup: ChainSetup = request.getfixturevalue("chain")
+        settings = settings.model_copy(update=setup.settings(**anchoring.kwargs))
     port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)

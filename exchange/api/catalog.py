@@ -337,7 +337,7 @@ def document_proof(
         except CatalogError:
             raise NotFound(f"version {version_id} has no file {file!r}") from None
         ledger_proof = ledger_service.proof_bundle(
-            session, exchange.log_signer, version.published_seq
+            session, exchange.log_signer, version.published_seq, policy=exchange.witnesses.policy
         )
         entry = ledger_service.entry_bytes(session, version.published_seq)
     with publishing.local_copies(exchange.store, [named.sha256]) as paths:

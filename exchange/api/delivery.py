@@ -106,7 +106,9 @@ def receipt(seq: int, caller: CurrentMember, exchange: ExchangeDep) -> ReceiptOu
     """The delivery's ledger entry with an offline inclusion proof (the buyer's receipt)."""
     with exchange.transaction() as session:
         row = service.visible_delivery(session, seq, caller)
-        bundle = ledger_service.proof_bundle(session, exchange.log_signer, seq)
+        bundle = ledger_service.proof_bundle(
+            session, exchange.log_signer, seq, policy=exchange.witnesses.policy
+        )
         data = ledger_service.entry_bytes(session, seq)
         public = service.delivery_public(row)
     return ReceiptOut(

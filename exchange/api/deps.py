@@ -11,6 +11,7 @@ from exchange.context import Exchange
 from exchange.errors import Forbidden, Unauthenticated
 from exchange.members import authenticate
 from exchange.models import Member
+from exchange.witnessing import WitnessCollector
 
 _bearer = HTTPBearer(auto_error=False, description="an API token issued by the exchange")
 
@@ -21,6 +22,14 @@ def get_exchange(request: Request) -> Exchange:
 
 
 ExchangeDep = Annotated[Exchange, Depends(get_exchange)]
+
+
+def get_witnesses(request: Request) -> WitnessCollector | None:
+    witnesses: WitnessCollector | None = request.app.state.witnesses
+    return witnesses
+
+
+WitnessesDep = Annotated[WitnessCollector | None, Depends(get_witnesses)]
 
 
 def current_member(

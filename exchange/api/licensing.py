@@ -21,7 +21,6 @@ from ledger.entry import format_time, parse_time
 from ledger.errors import FormatError
 from licensing.errors import LicensingError
 from licensing.evaluation import Use
-from licensing.terms import Price, Terms
 
 router = APIRouter(tags=["licensing"])
 JSONLD = "application/ld+json"
@@ -164,22 +163,9 @@ def show_offer(offer_id: str, caller: CurrentMember, exchange: ExchangeDep) -> A
 )
 def offer_odrl(offer_id: str, caller: CurrentMember, exchange: ExchangeDep) -> Response:
     """The offer as an ODRL 2.2 ``Offer`` policy (JSON-LD)."""
-    from licensing.odrl import Policy, to_jsonld
-
     with exchange.reading() as session:
         offer, dataset = service.visible_offer(session, offer_id, caller)
-    policy = Policy(
-        kind="Offer",
-        uid=f"urn:corpusx:offer:{offer.id}",
-        target=offer.version_id or dataset.slug,
-        terms=Terms.from_json(offer.terms),
-        assigner=offer.provider,
-        assignee=offer.buyer,
-        price=Price(offer.price),
-        valid_from=format_time(offer.valid_from),
-        valid_until=format_time(offer.valid_until) if offer.valid_until else None,
-    )
-    return _jsonld(to_jsonld(policy))
+    return _jsonld(service.offer_policy(offer, dataset))
 
 
 @router.post("/offers/{offer_id}/withdraw", response_model=OfferOut)
@@ -247,22 +233,9 @@ def show_agreement(agreement_id: str, caller: CurrentMember, exchange: ExchangeD
 )
 def agreement_odrl(agreement_id: str, caller: CurrentMember, exchange: ExchangeDep) -> Response:
     """The agreement as an ODRL 2.2 ``Agreement`` policy (JSON-LD)."""
-    from licensing.odrl import Policy, to_jsonld
-
     with exchange.reading() as session:
         agreement = service.visible_agreement(session, agreement_id, caller)
-    policy = Policy(
-        kind="Agreement",
-        uid=f"urn:corpusx:agreement:{agreement.id}",
-        target=agreement.version_id,
-        terms=Terms.from_json(agreement.terms),
-        assigner=agreement.assigner,
-        assignee=agreement.assignee,
-        price=Price(agreement.price),
-        valid_from=format_time(agreement.valid_from),
-        valid_until=format_time(agreement.valid_until) if agreement.valid_until else None,
-    )
-    return _jsonld(to_jsonld(policy))
+    return _jsonld(service.agreement_policy(agreement))
 
 
 @router.post("/licences/{agreement_id}/revoke", response_model=AgreementOut)
@@ -506,7 +479,9 @@ def list_attestations(
 def attestation_bundle(seq: int, caller: CurrentMember, exchange: ExchangeDep) -> dict[str, Any]:
     """What an auditor needs to verify the attestation offline with the log's key alone."""
     with exchange.transaction() as session:
-        return evaluation.attestation_bundle(session, seq, log_signer=exchange.log_signer)
+        return evaluation.attestation_bundle(
+            session, seq, log_signer=exchange.log_signer, policy=exchange.witnesses.policy
+        )
 
 
 # -- lineage --------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *, timeout: float = 90) -> None:
+    def start(self, *, timeout: float = 180) -> None:
         assert self.process is None, "the server is already running"
         arguments = ["serve", "--data-dir", self.data_dir, "--port", str(self.port)]
         with self.log.open("ab") as log:

@@ -126,7 +126,7 @@ def _child() -> None:
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         return
-    started = time.monotonic()
+    started, started_cpu = time.monotonic(), time.process_time()
     window = (started + load.warmup, started + load.warmup + load.seconds)
     outs: list[dict[str, Any]] = [{} for _ in slices]
     threads = [
@@ -137,6 +137,7 @@ def _child() -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    outs[0]["cpu_seconds"] = time.process_time() - started_cpu  # the whole process's
     print(json.dumps(outs), flush=True)
 
 
@@ -199,6 +200,7 @@ def run(load: Load, endpoint: Endpoint) -> dict[str, Any]:
         "statuses": dict(sorted(statuses.items())),
         "failures": sum(out["failures"] for out in outs),
         "exhausted": any(out["exhausted"] for out in outs),
+        "generator_cpu_seconds": sum(out.get("cpu_seconds", 0.0) for out in outs),
         "load_at_start": [round(x, 2) for x in load_before],
     }
 

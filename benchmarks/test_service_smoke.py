@@ -9,6 +9,8 @@ the machine is shared and noisy, and figures belong in the recorded results only
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from pathlib import Path
 
 from benchmarks import service_bench
@@ -54,7 +56,7 @@ TOY = [
 
 
 def test_toy_run_on_postgres(tmp_path: Path) -> None:
-    suffix = f"_smoke_{tmp_path.name[-12:]}".replace("-", "_").lower()
+    suffix = f"_smoke_{os.getpid()}_{secrets.token_hex(3)}"  # concurrent runs never share it
     argv = [*TOY, "--db-suffix", suffix, "--out", str(tmp_path), "--tag", "smoke"]
     assert service_bench.main(argv) == 0
     results = json.loads((tmp_path / next(p.name for p in tmp_path.glob("*.json"))).read_text())

@@ -16,7 +16,7 @@ corpora (``exchange.publisher.publish_corpus``) and offer them, a model builder 
      document hashes) against the builder's 1,000 agreements, p50/p99 over repeated runs; the
      same ``exchange.evaluation.check_manifest`` in this process on the same database, step by
      step (resolution queries, grant loading, the pure check, the report's JSON and digest), and
-     the JSON steps that HTTP adds; a cProfile of the slowest part.
+     the JSON steps that HTTP adds; the two lookups changed for it, before and after; a cProfile.
   2. Purchases: 1, 2 and 4 buyer processes, each a buyer of its own buying distinct offers as
      fast as it can (the full client purchase: offer fetch, the check of its ledger entry, the
      signed accept); purchases/s and accept latency; then the books must balance and every
@@ -29,12 +29,12 @@ corpora (``exchange.publisher.publish_corpus``) and offer them, a model builder 
   route ``GET /healthz/live`` (no database: the framework's ceiling) with the same generator:
   catalogue search, dataset detail, a signed ledger write (``POST /ledger/attest``, statements
   signed before the clock starts, one nonce each) and a download-token issue (``POST
-  /deliveries``). Then downloads of a large blob (``GET /downloads/{token}``, whole and resumed
-  with ``Range``) interleaved with ``cat FILE > /dev/null`` and a Python read of the same stored
-  bytes in 1 MiB chunks.
+  /deliveries``). Server CPU per request (from /proc) beside every rate. Then downloads of a
+  large blob (``GET /downloads/{token}``, whole and resumed with ``Range``), each beside ``cat
+  FILE > /dev/null`` and a Python read of the same stored bytes in 1 MiB chunks.
 
-Writes ``benchmarks/results/service-YYYY-MM-DD.md`` (+ ``.json``) with the command, the machine,
-the code version and the load average at every phase. Latencies are nearest-rank percentiles of
+Writes ``benchmarks/results/service-YYYY-MM-DD[-TAG].md`` (+ ``.json``; a partial run gets a
+tag) with the command, the machine, the code version and the load average at every phase. Latencies are nearest-rank percentiles of
 per-request ``perf_counter`` times. No figure is asserted anywhere; the checks that are asserted
 are correctness checks (books, agreements, entries, report digests, bytes served).
 """
@@ -325,7 +325,7 @@ class Server:
         from exchange.setup import initialise
 
         self.kind = kind
-        self.data_dir = workdir / f"exchange-{kind}"
+        self.data_dir = (workdir / f"exchange-{kind}").resolve()  # the server runs elsewhere
         self.db_name = f"{DB_NAME}{suffix}"
         if kind == "postgres":
             _admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
@@ -1829,7 +1829,8 @@ def _render_downloads(d: dict[str, Any]) -> list[str]:
 # =============================================================================================
 
 
-def run_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def run_database(kind: str, args: argparse.Namespace, workdir: Path, out: dict[str, Any]) -> None:
+    """Every selected section on one database; ``out`` keeps what finished if one fails."""
     say(f"{kind}: preparing the exchange")
     server = Server(
         kind,
@@ -1838,7 +1839,6 @@ def run_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str
         ingest_workers=args.ingest_workers,
         suffix=args.db_suffix,
     )
-    out: dict[str, Any] = {}
     try:
         server.start()
         market = open_market(server, args, workdir)
@@ -1854,7 +1854,6 @@ def run_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str
         server.stop()
         if not args.keep:
             server.drop()
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1868,11 +1867,12 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     try:
         for kind in args.databases:
+            out = results["databases"][kind] = {}
             try:
-                results["databases"][kind] = run_database(kind, args, workdir)
+                run_database(kind, args, workdir, out)
             except Exception as exc:
                 failed = True
-                results["databases"][kind] = {"error": f"{type(exc).__name__}: {exc}"}
+                out["error"] = f"{type(exc).__name__}: {exc}"
                 say(f"{kind}: FAILED: {type(exc).__name__}: {exc}")
                 import traceback
 

@@ -210,6 +210,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(licensing_routes.router)
     app.include_router(delivery_routes.router)
 
+    @app.get("/healthz/live", tags=["meta"])
+    async def healthz_live() -> dict[str, str]:
+        """Liveness: this process is up and serving. It touches no database, so a load balancer
+        can probe it cheaply and a database outage does not get the workers restarted
+        (``/healthz`` is the readiness check: it reads the ledger's head)."""
+        return {"status": "ok"}
+
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, object]:
         """Liveness, the log's size, and which worker process answered (behind a balancer)."""

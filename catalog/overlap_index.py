@@ -28,6 +28,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    ColumnElement,
     LargeBinary,
     Select,
     Table,
@@ -240,13 +241,7 @@ def _lookup(table: Table, key: Column[Any], dialect: str, *extra: Column[Any]) -
     """Rows of ``table`` whose ``key`` is one of the bound ``keys``, in versions of the bound
     ``scheme`` whose provider is not the bound ``exclude`` and which are not flagged.
 
-    The keys are one array parameter on PostgreSQL (a constant statement, prepared once by the
-    driver) and an expanding ``IN (...)`` elsewhere.
     """
-    if dialect == "postgresql":
-        wanted = key == any_(bindparam("keys", type_=ARRAY(key.type)))
-    else:
-        wanted = key.in_(bindparam("keys", expanding=True))
     versions = _VERSIONS.join(
         _DATASET_VERSIONS, _DATASET_VERSIONS.c.id == _VERSIONS.c.version_id
     ).join(_DATASETS, _DATASETS.c.id == _DATASET_VERSIONS.c.dataset_id)
@@ -254,7 +249,7 @@ def _lookup(table: Table, key: Column[Any], dialect: str, *extra: Column[Any]) -
         select(key, table.c.version_key, *extra)
         .select_from(table.join(versions, _VERSIONS.c.id == table.c.version_key))
         .where(
-            wanted,
+            _one_of(key, dialect),
             _DATASETS.c.provider != bindparam("exclude"),
             _VERSIONS.c.scheme == bindparam("scheme"),
             # A version held for overlap is no prior art: until an operator clears it, it must
@@ -262,6 +257,16 @@ def _lookup(table: Table, key: Column[Any], dialect: str, *extra: Column[Any]) -
             _DATASET_VERSIONS.c.status != "flagged",
         )
     )
+
+
+def _one_of(key: Column[Any], dialect: str) -> ColumnElement[bool]:
+    """``key`` is one of the bound ``keys``: one array parameter on PostgreSQL (a constant
+    statement, prepared once by the driver; an expanding ``IN`` of thousands of placeholders is
+    a new statement text that psycopg re-parses on every execution) and an expanding
+    ``IN (...)`` elsewhere."""
+    if dialect == "postgresql":
+        return key == any_(bindparam("keys", type_=ARRAY(key.type)))
+    return key.in_(bindparam("keys", expanding=True))
 
 
 def _describe(connection: Connection, keys: set[int]) -> dict[int, IndexedVersion]:
@@ -323,13 +328,13 @@ def versions_with_documents(
 ) -> dict[bytes, list[str]]:
     """For each document SHA-256 (32 raw bytes), the indexed versions that contain it."""
     found: dict[bytes, list[str]] = {}
+    connection = session.connection()
     query = (
         select(_DOCUMENTS.c.sha256, _VERSIONS.c.version_id)
         .join(_VERSIONS, _VERSIONS.c.id == _DOCUMENTS.c.version_key)
-        .where(_DOCUMENTS.c.sha256.in_(bindparam("keys", expanding=True)))
+        .where(_one_of(_DOCUMENTS.c.sha256, connection.dialect.name))
         .order_by(_VERSIONS.c.version_id)
     )
-    connection = session.connection()
     for start in range(0, len(digests), chunk):
         keys = list(digests[start : start + chunk])
         for digest, version_id in connection.execute(query, {"keys": keys}):

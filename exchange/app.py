@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -144,8 +145,12 @@ def _install_problem_handlers(app: FastAPI) -> None:
 async def _checkpoint_loop(exchange: Exchange, witnesses: WitnessCollector | None) -> None:
     """Every ``checkpoint_interval`` seconds: a checkpoint if the log grew, then its witnessing.
 
-    Witnesses that have not cosigned the latest checkpoint are asked again at every tick, so
-    one that was down catches up when it is back.
+    Every worker of ``corpusx serve --workers N`` runs this loop. That is safe without a lease:
+    issuing locks the ledger's head row and only then reads the latest checkpoint, so a worker
+    that queued behind another finds that worker's checkpoint and signs nothing (two checkpoints
+    of one size, or of a size already passed, cannot happen). Witnesses that have not cosigned
+    the latest checkpoint are asked again at every tick, so one that was down catches up when it
+    is back.
     """
     interval = exchange.settings.checkpoint_interval
     while True:
@@ -222,10 +227,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(licensing_routes.router)
     app.include_router(delivery_routes.router)
 
+    @app.get("/healthz/live", tags=["meta"])
+    async def healthz_live() -> dict[str, str]:
+        """Liveness: this process is up and serving. It touches no database, so a load balancer
+        can probe it cheaply and a database outage does not get the workers restarted
+        (``/healthz`` is the readiness check: it reads the ledger's head)."""
+        return {"status": "ok"}
+
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, object]:
-        with exchange.transaction() as session:
-            size = SqlLedger(session).head().size
-        return {"status": "ok", "origin": exchange.origin, "size": size}
+        """Liveness, the log's size, and which worker process answered (behind a balancer)."""
+        with exchange.reading() as session:
+            size = SqlLedger(session).size()
+        return {"status": "ok", "origin": exchange.origin, "size": size, "worker": os.getpid()}
 
     return app

@@ -25,7 +25,7 @@ from catalog.errors import CatalogError
 from exchange.audit import audit_local, audit_remote
 from exchange.chainkey import ChainKeyError
 from exchange.client import ClientError, ExchangeClient
-from exchange.db import NotMigratedError, make_engine, upgrade
+from exchange.db import NotMigratedError, check_migrated, make_engine, upgrade
 from exchange.errors import ExchangeError
 from exchange.keys import (
     KeyFileError,
@@ -55,7 +55,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: migrations and integrity.", no_args_is_help=True)
 keys_app = typer.Typer(help="Ed25519 signing keys (kept on this machine).", no_args_is_help=True)
 member_app = typer.Typer(help="Members, their roles and keys.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens of the current member.", no_args_is_help=True)
@@ -295,6 +295,44 @@ def db_upgrade(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     emit(
         {"database": "upgraded"}, as_json, lambda: out.print("database is at the latest migration")
     )
+
+
+@db_app.command("check")
+def db_check(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Check that the ledger and the exchange's tables tell one story (e.g. after a crash).
+
+    Reads one snapshot, so it may run while the exchange serves. Exits 0 if everything agrees,
+    3 if not (each disagreement is listed)."""
+    from exchange.integrity import check_integrity
+
+    settings = settings_for(data_dir)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        check_migrated(engine)
+        with progress_bar("checking", not as_json) as tick:
+            tick(0, 1)
+            report = check_integrity(engine)
+            tick(1, 1)
+    finally:
+        engine.dispose()
+
+    def human() -> None:
+        if report.ok:
+            out.print(
+                f"[green]ok[/green] {report.size:,} entries; the log, the tables and the books "
+                "agree"
+            )
+            return
+        out.print(f"[red]{len(report.problems):,} problem(s)[/red] in {report.size:,} entries")
+        table(
+            "Problems",
+            ["check", "detail"],
+            [[p.check, p.detail] for p in report.problems[:100]],
+        )
+
+    emit(report.to_json(), as_json, human)
+    if not report.ok:
+        raise typer.Exit(3)
 
 
 # -- keys, login -------------------------------------------------------------------------------

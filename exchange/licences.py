@@ -302,7 +302,10 @@ def publish_offer(
         created_at=now,
     )
     session.add(offer)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent statement chose the same offer id
+        raise Conflict(f"offer {spec.offer_id} already exists") from None
     return offer
 
 

@@ -59,18 +59,38 @@ def publish_corpus(
     for digest, source in to_send.items():
         client.upload_blob(digest, source.path, progress=hooks.uploaded)
     version_label = label or _next_label(client, slug)
-    signed = client.sign(PUBLISHED, statement_body(slug, version_label, manifest, lineage))
+    body = publication_request(
+        client, manifest, slug=slug, label=version_label, meta=meta, lineage=lineage
+    )
+    version = client.publish_version(slug, body)
+    stored = len({f.sha256 for f in manifest.files}) - len(to_send)
+    return PublishResult(version, manifest, version_label, len(to_send), stored)
+
+
+def publication_request(
+    client: ExchangeClient,
+    manifest: VersionManifest,
+    *,
+    slug: str,
+    label: str,
+    meta: dict[str, Any] | None = None,
+    lineage: Declared | None = None,
+) -> dict[str, Any]:
+    """The body of ``POST /datasets/SLUG/versions``, its statement signed here.
+
+    Sending the same body again is safe: if the first attempt was recorded (the answer lost
+    in a crash, say), the exchange refuses the second with 409 — the version exists.
+    """
+    signed = client.sign(PUBLISHED, statement_body(slug, label, manifest, lineage))
     body: dict[str, Any] = {
-        "label": version_label,
+        "label": label,
         "meta": {k: v for k, v in (meta or {}).items() if v is not None},
         "manifest": manifest.to_json(),
         "signed": signed.to_json(),
     }
     if lineage is not None:
         body.update(lineage.to_body())
-    version = client.publish_version(slug, body)
-    stored = len({f.sha256 for f in manifest.files}) - len(to_send)
-    return PublishResult(version, manifest, version_label, len(to_send), stored)
+    return body
 
 
 def _missing_sources(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from catalog import services as catalog
@@ -163,18 +164,7 @@ def record_version(
         session, publication.signed, caller=caller, expected_type=PUBLISHED, policy=policy
     )
     manifest = publication.manifest
-    try:
-        dataset = catalog.find_dataset(session, publication.slug)
-        if dataset is None:
-            dataset = catalog.create_dataset(
-                session, slug=publication.slug, provider=caller.id, meta=publication.meta
-            )
-        elif dataset.provider != caller.id:
-            raise Forbidden(f"dataset {publication.slug} belongs to {dataset.provider}")
-        else:
-            catalog.update_dataset(session, dataset, publication.meta)
-    except CatalogError as exc:
-        raise InvalidInput(str(exc)) from None
+    dataset = _dataset_to_publish_in(session, publication, caller=caller)
     if session.get(DatasetVersion, manifest.version_id) is not None:
         raise Conflict(
             f"version {manifest.version_id} is already published (versions are immutable)"
@@ -201,7 +191,12 @@ def record_version(
         stats=_summary(manifest),
     )
     session.add(version)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same manifest, published meanwhile by a concurrent publish
+        raise Conflict(
+            f"version {manifest.version_id} is already published (versions are immutable)"
+        ) from None
     for file in manifest.files:
         session.add(
             VersionFile(
@@ -237,6 +232,37 @@ def record_version(
         declared_sources=declared_sources,
     )
     return Published(dataset, version, entry)
+
+
+def _dataset_to_publish_in(
+    session: Session, publication: Publication, *, caller: Member
+) -> Dataset:
+    """The caller's dataset, created on its first publish, its listing updated from ``meta``.
+
+    Two first publishes of one slug may race: both see no dataset, and the second's insert waits
+    for the first and then violates the unique slug. The insert runs in a savepoint so that the
+    second then proceeds as if it had come second — on the dataset the first created (refused
+    if that is another provider's, its label checked against the first's version).
+    """
+    try:
+        dataset = catalog.find_dataset(session, publication.slug)
+        if dataset is None:
+            try:
+                with session.begin_nested():
+                    return catalog.create_dataset(
+                        session, slug=publication.slug, provider=caller.id, meta=publication.meta
+                    )
+            except IntegrityError:
+                dataset = catalog.find_dataset(session, publication.slug)
+                if dataset is None:  # not a concurrent creation after all
+                    raise
+        if dataset.provider != caller.id:
+            raise Forbidden(f"dataset {publication.slug} belongs to {dataset.provider}")
+        # Updating the row also locks it: concurrent publishes of one dataset queue here, so
+        # the label and version checks below see what the one before committed.
+        return catalog.update_dataset(session, dataset, publication.meta)
+    except CatalogError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _check_overlap(

@@ -77,7 +77,7 @@ class Anvil:
 
     # -- process ---------------------------------------------------------------------------
 
-    def start(self, timeout: float = 20) -> None:
+    def start(self, timeout: float = 60) -> None:
         command = [str(anvil_binary()), "--port", str(self.port), "--silent", *self.extra]
         if self.state_file is not None:
             command += ["--state", str(self.state_file)]

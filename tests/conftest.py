@@ -30,6 +30,7 @@ from exchange.db import upgrade
 from exchange.settings import Settings
 from exchange.setup import initialise
 from tests.anvil import DEV_KEYS, Anvil, running_anvil
+from tests.deployment import Deployment, deploy
 from tests.integration.storage.s3server import MotoServer, running_moto_server
 
 TEST_ORIGIN = "corpusx.test/ledger"
@@ -76,7 +77,13 @@ def fresh_database(request: pytest.FixtureRequest, kind: str, directory: Path) -
         upgrade(url)
         yield url
         return
-    template = request.getfixturevalue("pg_template")
+    with cloned_database(request.getfixturevalue("pg_template")) as url:
+        yield url
+
+
+@contextmanager
+def cloned_database(template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database cloned from the migrated template, dropped afterwards."""
     name = f"corpusx_test_{os.getpid()}_{secrets.token_hex(4)}"
     _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
@@ -282,3 +289,30 @@ def serve(settings: Settings, prepared: Prepared) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def deployment(
+    request: pytest.FixtureRequest, pg_template: str, moto_server: MotoServer, tmp_path: Path
+) -> Iterator[Deployment]:
+    """``corpusx serve --workers 2`` as a subprocess on PostgreSQL, blobs on the S3 server.
+
+    A fresh database (cloned from the template), a fresh bucket, ``corpusx db upgrade`` and
+    ``corpusx init``; the checkpoint schedule runs in every worker (``CORPUSX_CHECKPOINT_INTERVAL``
+    is 1 s, or ``@pytest.mark.checkpoint_interval(seconds)``).
+    """
+    marker = request.node.get_closest_marker("checkpoint_interval")
+    interval = marker.args[0] if marker is not None else 1.0
+    s3 = {"bucket": moto_server.new_bucket(), **moto_server.options}
+    with (
+        cloned_database(pg_template) as url,
+        deploy(
+            tmp_path / "deployment",
+            database_url=url,
+            s3=s3,
+            port=free_port(),
+            workers=2,
+            checkpoint_interval=interval,
+        ) as deployed,
+    ):
+        yield deployed

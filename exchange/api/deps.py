@@ -38,7 +38,9 @@ def current_member(
 ) -> Member:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
-    with exchange.transaction() as session:
+    # Authentication only reads: on SQLite a write transaction here would queue every request,
+    # reads included, behind the database's one write lock.
+    with exchange.reading() as session:
         return authenticate(session, credentials.credentials)
 
 

@@ -37,7 +37,7 @@ def serving(cli: Cli, *args: str, env: dict[str, str] | None = None) -> Iterator
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
                 if httpx.get(url + "/healthz").status_code == 200:

@@ -75,7 +75,7 @@ class WitnessProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while True:
             assert self.process is not None and self.process.poll() is None, self.log_text()

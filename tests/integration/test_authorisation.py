@@ -493,6 +493,7 @@ CASES: tuple[Case, ...] = (
     # the download URL is the capability (short-lived, HMAC-signed): no token needed
     Case("GET", "/downloads/{token}", EVERYONE, lambda w, m: Call("GET", w.download_path)),
     Case("GET", "/healthz", EVERYONE, get("/healthz")),
+    Case("GET", "/healthz/live", EVERYONE, get("/healthz/live")),
 )
 
 

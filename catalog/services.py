@@ -108,10 +108,22 @@ def _replace_labels(session: Session, dataset: Dataset, kind: str, values: Itera
 
 
 def labels(session: Session, dataset: Dataset) -> dict[str, list[str]]:
-    rows = session.exec(select(DatasetLabel).where(DatasetLabel.dataset_id == dataset.id)).all()
-    result: dict[str, list[str]] = {kind: [] for kind in LABEL_KINDS}
-    for row in sorted(rows, key=lambda r: r.value):
-        result[row.kind].append(row.value)
+    return labels_of(session, [dataset])[dataset.id or 0]
+
+
+def labels_of(session: Session, datasets: Sequence[Dataset]) -> dict[int, dict[str, list[str]]]:
+    """The labels of several datasets in one query (a search page shows twenty at once)."""
+    ids = [d.id for d in datasets if d.id is not None]
+    result: dict[int, dict[str, list[str]]] = {i: {k: [] for k in LABEL_KINDS} for i in ids}
+    if not ids:
+        return result
+    rows = session.exec(
+        select(DatasetLabel)
+        .where(col(DatasetLabel.dataset_id).in_(ids))
+        .order_by(col(DatasetLabel.value))
+    ).all()
+    for row in rows:
+        result[row.dataset_id][row.kind].append(row.value)
     return result
 
 

@@ -121,8 +121,15 @@ def _summary(version: DatasetVersion) -> VersionSummary:
     )
 
 
-def dataset_out(session: Session, dataset: Dataset, *, with_versions: bool) -> DatasetOut:
-    labels = catalog.labels(session, dataset)
+def dataset_out(
+    session: Session,
+    dataset: Dataset,
+    *,
+    with_versions: bool,
+    labels: dict[str, list[str]] | None = None,
+) -> DatasetOut:
+    """A dataset as the API shows it; ``labels`` if already loaded (a page of results)."""
+    labels = labels if labels is not None else catalog.labels(session, dataset)
     versions = [_summary(v) for v in catalog.versions(session, dataset)] if with_versions else []
     return DatasetOut(
         slug=dataset.slug,
@@ -183,11 +190,15 @@ def search_datasets(
     )
     with exchange.reading() as session:
         found = search(session, query)
+        page_labels = catalog.labels_of(session, found.datasets)
         return SearchOut(
             total=found.total,
             page=found.page,
             per_page=found.per_page,
-            datasets=[dataset_out(session, d, with_versions=False) for d in found.datasets],
+            datasets=[
+                dataset_out(session, d, with_versions=False, labels=page_labels[d.id or 0])
+                for d in found.datasets
+            ],
         )
 
 

@@ -155,3 +155,18 @@ def test_catalog_toy_run(tmp_path: Path) -> None:
     overlap = results["overlap"]["jsonl"]
     assert overlap["records"] > 0 and overlap["sqlite"]["find_s"] >= 0
     assert (tmp_path / "out" / f"catalog-{results['meta']['date']}smoke.md").exists()
+
+
+def test_witness_toy_run(tmp_path: Path) -> None:
+    from benchmarks import witness_bench
+
+    args = ["--appends", "3", "--scheduled-appends", "2", "--witness-requests", "5"]
+    args += ["--warmup", "1", "--interval", "0.3", "--out", str(tmp_path), "--tag=-smoke"]
+    assert witness_bench.main(args) == 0
+    results = json.loads(next(tmp_path.glob("witness-*.json")).read_text())
+    assert not results["errors"]
+    assert results["on-demand"]["append_to_cosigned"]["n"] == 3
+    assert results["on-demand"]["bare_append_to_checkpoint"]["n"] == 3
+    assert results["scheduled"]["append_to_cosigned"]["n"] == 2
+    assert results["witness"]["in_process_store_with_fsync"]["n"] == 5
+    assert next(tmp_path.glob("witness-*.md")).read_text().startswith("# Witness benchmark")

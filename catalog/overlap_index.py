@@ -30,6 +30,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    ColumnElement,
     LargeBinary,
     Select,
     Table,
@@ -306,6 +307,16 @@ def _lookup(
     )
 
 
+def _one_of(key: Column[Any], dialect: str) -> ColumnElement[bool]:
+    """``key`` is one of the bound ``keys``: one array parameter on PostgreSQL (a constant
+    statement, prepared once by the driver; an expanding ``IN`` of thousands of placeholders is
+    a new statement text that psycopg re-parses on every execution) and an expanding
+    ``IN (...)`` elsewhere."""
+    if dialect == "postgresql":
+        return key == any_(bindparam("keys", type_=ARRAY(key.type)))
+    return key.in_(bindparam("keys", expanding=True))
+
+
 def _describe(connection: Connection, keys: set[int]) -> dict[int, IndexedVersion]:
     """Names and sample sizes of the indexed versions with these keys."""
     found: dict[int, IndexedVersion] = {}
@@ -358,3 +369,22 @@ def _batches(rows: Iterator[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def versions_with_documents(
+    session: Session, digests: Sequence[bytes], *, chunk: int = LOOKUP_CHUNK
+) -> dict[bytes, list[str]]:
+    """For each document SHA-256 (32 raw bytes), the indexed versions that contain it."""
+    found: dict[bytes, list[str]] = {}
+    connection = session.connection()
+    query = (
+        select(_DOCUMENTS.c.sha256, _VERSIONS.c.version_id)
+        .join(_VERSIONS, _VERSIONS.c.id == _DOCUMENTS.c.version_key)
+        .where(_one_of(_DOCUMENTS.c.sha256, connection.dialect.name))
+        .order_by(_VERSIONS.c.version_id)
+    )
+    for start in range(0, len(digests), chunk):
+        keys = list(digests[start : start + chunk])
+        for digest, version_id in connection.execute(query, {"keys": keys}):
+            found.setdefault(bytes(digest), []).append(version_id)
+    return found

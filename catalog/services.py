@@ -44,6 +44,9 @@ class DatasetMeta:
             self.labels[kind] = tuple(sorted(set(values)))
         if self.title is not None and not 0 < len(self.title.strip()) <= 300:
             raise CatalogError("title must have 1-300 characters")
+        for name in ("title", "description", "card", "licence_summary"):
+            if "\x00" in (getattr(self, name) or ""):  # PostgreSQL stores no NUL: neither do we
+                raise CatalogError(f"{name} contains a NUL character")
 
 
 def check_slug(slug: str) -> str:
@@ -105,10 +108,22 @@ def _replace_labels(session: Session, dataset: Dataset, kind: str, values: Itera
 
 
 def labels(session: Session, dataset: Dataset) -> dict[str, list[str]]:
-    rows = session.exec(select(DatasetLabel).where(DatasetLabel.dataset_id == dataset.id)).all()
-    result: dict[str, list[str]] = {kind: [] for kind in LABEL_KINDS}
-    for row in sorted(rows, key=lambda r: r.value):
-        result[row.kind].append(row.value)
+    return labels_of(session, [dataset])[dataset.id or 0]
+
+
+def labels_of(session: Session, datasets: Sequence[Dataset]) -> dict[int, dict[str, list[str]]]:
+    """The labels of several datasets in one query (a search page shows twenty at once)."""
+    ids = [d.id for d in datasets if d.id is not None]
+    result: dict[int, dict[str, list[str]]] = {i: {k: [] for k in LABEL_KINDS} for i in ids}
+    if not ids:
+        return result
+    rows = session.exec(
+        select(DatasetLabel)
+        .where(col(DatasetLabel.dataset_id).in_(ids))
+        .order_by(col(DatasetLabel.value))
+    ).all()
+    for row in rows:
+        result[row.dataset_id][row.kind].append(row.value)
     return result
 
 
@@ -140,3 +155,30 @@ def dataset_of(session: Session, version: DatasetVersion) -> Dataset:
     if dataset is None:  # pragma: no cover - the foreign key makes this impossible
         raise DatasetNotFound(f"version {version.id} has no dataset")
     return dataset
+
+
+def versions_with_files(
+    session: Session, digests: Sequence[str], *, chunk: int = 2_000
+) -> dict[str, list[str]]:
+    """For each file SHA-256 (hex), the versions that contain a file with those bytes."""
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(digests), chunk):
+        keys = list(digests[start : start + chunk])
+        rows = session.exec(
+            select(VersionFile.sha256, VersionFile.version_id)
+            .where(col(VersionFile.sha256).in_(keys))
+            .order_by(col(VersionFile.version_id))
+        ).all()
+        for digest, version_id in rows:
+            found.setdefault(digest, []).append(version_id)
+    return found
+
+
+def existing_versions(session: Session, ids: Sequence[str], *, chunk: int = 2_000) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), chunk):
+        keys = list(ids[start : start + chunk])
+        found.update(
+            session.exec(select(DatasetVersion.id).where(col(DatasetVersion.id).in_(keys))).all()
+        )
+    return found

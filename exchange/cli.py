@@ -8,6 +8,7 @@ errors print one line to stderr and exit non-zero.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -22,8 +23,9 @@ from rich.table import Table
 
 from catalog.errors import CatalogError
 from exchange.audit import audit_local, audit_remote
+from exchange.chainkey import ChainKeyError
 from exchange.client import ClientError, ExchangeClient
-from exchange.db import NotMigratedError, make_engine, upgrade
+from exchange.db import NotMigratedError, check_migrated, make_engine, upgrade
 from exchange.errors import ExchangeError
 from exchange.keys import (
     KeyFileError,
@@ -35,12 +37,16 @@ from exchange.keys import (
 )
 from exchange.logkey import LogKeyError, load_log_key
 from exchange.profile import DEFAULT_SERVER, Profile, config_dir, load_profile, save_profile
-from exchange.settings import Settings, load_settings
+from exchange.settings import Settings, SettingsError, load_settings, load_witness_settings
+from exchange.witness_store import WitnessError
+from exchange.witnessing import WitnessConfigError
 from ledger.canonical import parse_json
 from ledger.entry import b64encode, key_id_for
 from ledger.errors import LedgerError
-from ledger.note import Ed25519Verifier
+from ledger.note import CosignatureVerifier, Ed25519Verifier
+from ledger.policy import PolicyWitness, WitnessPolicy
 from ledger.proofbundle import ProofBundle, verify_proof_bundle
+from licensing.errors import LicensingError
 from storage import StorageError
 
 app = typer.Typer(
@@ -49,7 +55,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: migrations and integrity.", no_args_is_help=True)
 keys_app = typer.Typer(help="Ed25519 signing keys (kept on this machine).", no_args_is_help=True)
 member_app = typer.Typer(help="Members, their roles and keys.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens of the current member.", no_args_is_help=True)
@@ -60,6 +66,24 @@ audit_app = typer.Typer(help="Verify the ledger as an outside auditor.", no_args
 dataset_app = typer.Typer(help="Datasets and their immutable versions.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Search the catalogue.", no_args_is_help=True)
 blobs_app = typer.Typer(help="Operator housekeeping of stored blobs.", no_args_is_help=True)
+offer_app = typer.Typer(
+    help="Offers of datasets under machine-readable terms.", no_args_is_help=True
+)
+licence_app = typer.Typer(
+    help="Licences (agreements): buy, list, revoke, check.", no_args_is_help=True
+)
+account_app = typer.Typer(help="Accounts in exchange credits.", no_args_is_help=True)
+data_app = typer.Typer(help="Licensed data: fetch files, delivery receipts.", no_args_is_help=True)
+compliance_app = typer.Typer(
+    help="Check a model's training data against its licences.", no_args_is_help=True
+)
+chain_app = typer.Typer(
+    help="The EVM chain the log's checkpoints are anchored to.", no_args_is_help=True
+)
+witness_app = typer.Typer(
+    help="Run a witness: cosign checkpoints of the logs you follow (c2sp.org/tlog-witness).",
+    no_args_is_help=True,
+)
 for sub, name in [
     (db_app, "db"),
     (keys_app, "keys"),
@@ -70,6 +94,13 @@ for sub, name in [
     (dataset_app, "dataset"),
     (catalog_app, "catalog"),
     (blobs_app, "blobs"),
+    (offer_app, "offer"),
+    (licence_app, "licence"),
+    (account_app, "account"),
+    (compliance_app, "compliance"),
+    (data_app, "data"),
+    (chain_app, "chain"),
+    (witness_app, "witness"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -211,8 +242,14 @@ def serve(
 
     if data_dir is not None:
         os.environ["CORPUSX_DATA_DIR"] = str(data_dir.resolve())
+    from exchange.anchoring import build_anchorer
+
     settings = load_settings()
-    Exchange.open(settings).engine.dispose()  # fail here, clearly, before workers start
+    exchange = Exchange.open(settings)  # fail here, clearly, before workers start
+    try:
+        build_anchorer(exchange)  # chain settings and key; the chain itself may be down
+    finally:
+        exchange.engine.dispose()
     uvicorn.run(
         "exchange.app:create_app",
         factory=True,
@@ -223,6 +260,33 @@ def serve(
     )
 
 
+@app.command()
+def demo(
+    server: Annotated[str, typer.Option(help="The running exchange.")] = DEFAULT_SERVER,
+    folder: Annotated[
+        Path, typer.Option("--dir", help="Where the tour keeps its keys, corpus and downloads.")
+    ] = Path(".corpusx/demo"),
+    again: Annotated[bool, typer.Option(help="Run it even if it ran before.")] = False,
+) -> None:
+    """The tour: provider, model builder and auditor do their whole job, command by command."""
+    from exchange.demo import DemoError, run_demo
+
+    if (folder / "members.json").exists() and not again:
+        out.print(
+            f"the tour already ran: its members' keys and tokens are in {folder}/members.json "
+            "(run `corpusx demo --again` to make a new round)"
+        )
+        return
+    if again and (folder / "members.json").exists():
+        raise CliError(
+            f"the members of the last tour exist already: use another --dir than {folder}"
+        )
+    try:
+        run_demo(server, folder, echo=lambda line: out.print(line, highlight=False, markup=False))
+    except DemoError as exc:
+        raise CliError(str(exc)) from None
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Apply all migrations to the configured database."""
@@ -231,6 +295,44 @@ def db_upgrade(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     emit(
         {"database": "upgraded"}, as_json, lambda: out.print("database is at the latest migration")
     )
+
+
+@db_app.command("check")
+def db_check(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Check that the ledger and the exchange's tables tell one story (e.g. after a crash).
+
+    Reads one snapshot, so it may run while the exchange serves. Exits 0 if everything agrees,
+    3 if not (each disagreement is listed)."""
+    from exchange.integrity import check_integrity
+
+    settings = settings_for(data_dir)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        check_migrated(engine)
+        with progress_bar("checking", not as_json) as tick:
+            tick(0, 1)
+            report = check_integrity(engine)
+            tick(1, 1)
+    finally:
+        engine.dispose()
+
+    def human() -> None:
+        if report.ok:
+            out.print(
+                f"[green]ok[/green] {report.size:,} entries; the log, the tables and the books "
+                "agree"
+            )
+            return
+        out.print(f"[red]{len(report.problems):,} problem(s)[/red] in {report.size:,} entries")
+        table(
+            "Problems",
+            ["check", "detail"],
+            [[p.check, p.detail] for p in report.problems[:100]],
+        )
+
+    emit(report.to_json(), as_json, human)
+    if not report.ok:
+        raise typer.Exit(3)
 
 
 # -- keys, login -------------------------------------------------------------------------------
@@ -557,6 +659,161 @@ def ledger_prove(
     )
 
 
+def _anchor_rows(status: dict[str, Any]) -> None:
+    if not status["enabled"]:
+        out.print("anchoring is off on this exchange")
+        return
+    health = (
+        "ok"
+        if not status["failures"]
+        else (
+            f"{status['failures']} failed attempt(s), retrying in {status['retry_in']:.0f}s: "
+            f"{status['last_error']}"
+        )
+    )
+    table(
+        f"Anchors on {status['contract']} ({health})",
+        ["size", "state", "tx", "block", "depth", "resent", "entry"],
+        [
+            [
+                a["size"],
+                a["state"],
+                a["tx_hash"],
+                a["block_number"] if a["block_number"] is not None else "-",
+                a["depth"],
+                a["resubmissions"],
+                a["entry_seq"] if a["entry_seq"] is not None else "-",
+            ]
+            for a in status["anchors"]
+        ],
+    )
+
+
+@ledger_app.command("anchors")
+def ledger_anchors(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the latest anchors of the log's checkpoints on the chain, and their state."""
+    with client_for(server) as client:
+        result = client.anchors()
+    emit(result, as_json, lambda: _anchor_rows(result))
+
+
+@ledger_app.command("anchor")
+def ledger_anchor(
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the anchor is final (and recorded).")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600.0,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Anchor the current log on the chain now (operators), instead of waiting for the schedule."""
+    import time
+
+    with client_for(server, token) as client:
+        result = client.anchor_now()
+        deadline = time.monotonic() + timeout
+        while wait and not _settled(result):
+            if time.monotonic() > deadline:
+                raise CliError(f"the anchor is not final after {timeout:.0f}s")
+            time.sleep(0.5)
+            result = client.anchors()
+    anchor = None if result["requested"] or not result["anchors"] else result["anchors"][0]
+
+    def human() -> None:
+        if anchor is None:
+            out.print("anchoring requested: it is sent once the anchor before it is included")
+            return
+        out.print(
+            f"size {anchor['size']}: {anchor['state']}, tx {anchor['tx_hash']}"
+            + (
+                f", recorded as entry {anchor['entry_seq']}"
+                if anchor["entry_seq"] is not None
+                else ""
+            )
+        )
+
+    emit({**result, "anchor": anchor}, as_json, human)
+
+
+def _settled(status: dict[str, Any]) -> bool:
+    """The request was served and the anchor it led to (the newest) is final."""
+    anchors = status["anchors"]
+    return not status["requested"] and bool(anchors) and anchors[0]["state"] == "final"
+
+
+# -- chain -------------------------------------------------------------------------------------
+
+RpcOpt = Annotated[
+    str,
+    typer.Option("--rpc", envvar="CORPUSX_CHAIN_RPC_URL", help="The chain's JSON-RPC URL."),
+]
+
+
+@chain_app.command("new-key")
+def chain_new_key(
+    out_file: Annotated[Path, typer.Option("--out", help="Key file to create (mode 0600).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an account key for anchoring; fund its address, then `corpusx chain deploy`."""
+    from exchange.chainkey import write_chain_key
+    from ledger.anchor_evm import account_address
+
+    address = account_address(write_chain_key(out_file))
+    emit(
+        {"key_file": str(out_file), "address": address},
+        as_json,
+        lambda: out.print(f"wrote {out_file} (mode 0600); account address {address}"),
+    )
+
+
+@chain_app.command("deploy")
+def chain_deploy(
+    rpc: RpcOpt,
+    key: Annotated[Path, typer.Option("--key", help="The account's key file (mode 0600).")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Save the contract in this data dir's chain.json."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a contract already saved there.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy the CheckpointAnchor contract, owned by the key's account, and say where it is."""
+    from exchange.chainkey import load_chain_key
+    from ledger.anchor import contract_artifact
+    from ledger.anchor_evm import EvmChain
+
+    target = settings_for(data_dir).chain_config_file if data_dir is not None else None
+    if target is not None and target.exists() and not replace:
+        raise CliError(f"{target} already names a contract; pass --replace to deploy a new one")
+    chain = EvmChain(rpc, private_key=load_chain_key(key))
+    done = chain.deploy(contract_artifact().bytecode)
+    saved = {
+        "rpc_url": rpc,
+        "chain_id": done.chain_id,
+        "contract": done.contract,
+        "owner": chain.address,
+        "deploy_tx": done.tx_hash,
+        "block": done.block_number,
+    }
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(saved, indent=2) + "\n")
+
+    def human() -> None:
+        out.print(
+            f"deployed CheckpointAnchor on chain {done.chain_id} in block {done.block_number} "
+            f"(tx {done.tx_hash})" + (f"; saved in {target}" if target else ""),
+            highlight=False,
+        )
+        out.print(f"CORPUSX_CHAIN_RPC_URL={rpc}", highlight=False)
+        out.print(f"CORPUSX_CHAIN_CONTRACT={done.contract}", highlight=False)
+
+    emit({**saved, "file": str(target) if target else None}, as_json, human)
+
+
 # -- datasets ----------------------------------------------------------------------------------
 
 
@@ -591,6 +848,17 @@ def dataset_publish(
         str, typer.Option(help="Parquet column / JSONL field with the text.")
     ] = "text",
     workers: Annotated[int, typer.Option(help="Processes hashing files in parallel.")] = 2,
+    derived_from: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--derived-from",
+            help="A source version, as VERSION or VERSION=AGREEMENT (repeatable): "
+            "the version is derived from it under that licence.",
+        ),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help="How it was derived: filtered, deduplicated, merged.")
+    ] = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     key: KeyOpt = None,
@@ -622,6 +890,7 @@ def dataset_publish(
             workers=workers,
             options=IngestOptions(text_field=text_field),
             progress=hooks,
+            lineage=_declared_lineage(derived_from, method),
         )
     manifest, result = done.manifest, done.version
     emit(
@@ -635,6 +904,22 @@ def dataset_publish(
             highlight=False,
         ),
     )
+
+
+def _declared_lineage(derived_from: list[str] | None, method: str | None) -> Any:
+    from exchange.lineage import Declared
+
+    if not derived_from:
+        if method is not None:
+            raise CliError("--method describes a derivation: name its sources with --derived-from")
+        return None
+    if method is None:
+        raise CliError("a derived version needs --method (filtered, deduplicated, merged, ...)")
+    sources = []
+    for value in derived_from:
+        version, _, agreement = value.partition("=")
+        sources.append({"version": version, "agreement": agreement or None})
+    return Declared.from_json(method, sources)
 
 
 @contextmanager
@@ -959,6 +1244,731 @@ def catalog_search(
     )
 
 
+# -- offers, licences, accounts ----------------------------------------------------------------
+
+
+def _terms_from_options(
+    *,
+    terms_file: Path | None,
+    licence: str | None,
+    purpose: list[str] | None,
+    commercial: bool,
+    derivatives: bool,
+    redistribution: bool,
+    share_alike: bool,
+    territory: list[str] | None,
+    days: int | None,
+    attribution: list[str] | None,
+) -> Any:
+    """Terms from a file (Terms JSON or ODRL JSON-LD), from a well-known licence, or from flags."""
+    from licensing.classes import classify, terms_for
+    from licensing.odrl import from_jsonld
+    from licensing.terms import PURPOSES, Terms
+
+    chosen = [terms_file is not None, licence is not None]
+    if sum(chosen) > 1:
+        raise CliError("give terms one way: --terms FILE, or --licence, or the flags")
+    if terms_file is not None:
+        value = parse_json(_read_text(terms_file), what=str(terms_file))
+        if isinstance(value, dict) and ("@context" in value or "@type" in value):
+            return from_jsonld(value).terms
+        return Terms.from_json(value)
+    if licence is not None:
+        notice = attribution[0] if attribution else None
+        return terms_for(classify(licence), licence=licence, notice=notice)
+    return Terms(
+        purposes=frozenset(purpose or PURPOSES),
+        commercial=commercial,
+        derivation=derivatives or share_alike,
+        redistribution=redistribution,
+        territories=frozenset(t.upper() for t in territory) if territory else None,
+        duration_days=days,
+        attribution=tuple(attribution or ()),
+        share_alike=share_alike,
+    )
+
+
+def _offer_rows(offers: list[dict[str, Any]]) -> None:
+    from licensing.terms import Terms, describe
+
+    table(
+        "Offers",
+        ["id", "dataset", "version", "price", "terms", "buyer", "status"],
+        [
+            [
+                o["id"],
+                o["dataset"],
+                (o["version"] or "any")[:19],
+                f"{o['price']['amount']:,}",
+                describe(Terms.from_json(o["terms"])),
+                o["buyer"] or "public",
+                ("open" if o["open"] else "closed") if o["status"] == "open" else o["status"],
+            ]
+            for o in offers
+        ],
+    )
+
+
+@offer_app.command("create")
+def offer_create(
+    dataset: Annotated[str, typer.Option("--dataset", help="The dataset's slug.")],
+    price: Annotated[int, typer.Option(help="Price in exchange credits.", min=0)],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Offer one version (default: any version).")
+    ] = None,
+    terms_file: Annotated[
+        Path | None, typer.Option("--terms", help="Terms JSON or ODRL JSON-LD file.")
+    ] = None,
+    licence: Annotated[
+        str | None, typer.Option(help="A well-known licence (SPDX expression) to offer under.")
+    ] = None,
+    purpose: Annotated[
+        list[str] | None,
+        typer.Option(help="training, fine-tuning, evaluation, research (repeatable; default all)."),
+    ] = None,
+    commercial: Annotated[bool, typer.Option(help="Permit commercial use.")] = False,
+    derivatives: Annotated[bool, typer.Option(help="Permit derived versions.")] = False,
+    redistribution: Annotated[bool, typer.Option(help="Permit redistribution.")] = False,
+    share_alike: Annotated[bool, typer.Option(help="Derivatives keep these terms.")] = False,
+    territory: Annotated[
+        list[str] | None, typer.Option(help="ISO 3166 country code (repeatable; default anywhere).")
+    ] = None,
+    days: Annotated[int | None, typer.Option(help="Each licence lasts this many days.")] = None,
+    attribution: Annotated[
+        list[str] | None, typer.Option(help="A notice licensees must reproduce (repeatable).")
+    ] = None,
+    open_days: Annotated[
+        float | None, typer.Option(help="Accept purchases for this many days (default: no end).")
+    ] = None,
+    buyer: Annotated[str | None, typer.Option(help="A private offer to this buyer.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Offer a dataset (or one version) under machine-readable terms, signed by you."""
+    from datetime import UTC, datetime, timedelta
+
+    from licensing.terms import Price
+
+    terms = _terms_from_options(
+        terms_file=terms_file,
+        licence=licence,
+        purpose=purpose,
+        commercial=commercial,
+        derivatives=derivatives,
+        redistribution=redistribution,
+        share_alike=share_alike,
+        territory=territory,
+        days=days,
+        attribution=attribution,
+    )
+    until = datetime.now(UTC) + timedelta(days=open_days) if open_days else None
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.publish_offer(
+            dataset=dataset,
+            version=version,
+            terms=terms,
+            price=Price(price),
+            valid_until=until,
+            buyer=buyer,
+        )
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"offer {result['id']} for {dataset} at {price:,} credits "
+            f"(ledger entry {result['published_seq']})",
+            highlight=False,
+        ),
+    )
+
+
+@offer_app.command("list")
+def offer_list(
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Only offers of it.")] = None,
+    all_offers: Annotated[
+        bool, typer.Option("--all", help="Include withdrawn and expired offers.")
+    ] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Offers you can accept (and your own)."""
+    with client_for(server, token) as client:
+        result = client.offers(dataset=dataset, version=version, include_closed=all_offers)
+    emit(result, as_json, lambda: _offer_rows(result))
+
+
+@offer_app.command("show")
+def offer_show(
+    offer_id: str,
+    odrl: Annotated[bool, typer.Option("--odrl", help="Print it as ODRL JSON-LD.")] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One offer: its terms, price and status."""
+    with client_for(server, token) as client:
+        result = client.odrl("offers", offer_id) if odrl else client.offer(offer_id)
+    if odrl:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        return
+    emit(result, as_json, lambda: _offer_rows([result]))
+
+
+@offer_app.command("withdraw")
+def offer_withdraw(
+    offer_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded on the ledger).")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw your offer: no new licences; existing ones stand."""
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.withdraw_offer(offer_id, reason)
+    emit(result, as_json, lambda: out.print(f"withdrew offer {offer_id}"))
+
+
+def _licence_rows(agreements: list[dict[str, Any]]) -> None:
+    from licensing.terms import Terms, describe
+
+    table(
+        "Licences",
+        ["id", "version", "from", "to", "price", "terms", "until", "state"],
+        [
+            [
+                a["id"],
+                a["target"][:19] + "…",
+                a["assigner"],
+                a["assignee"],
+                f"{a['price']['amount']:,}",
+                describe(Terms.from_json(a["terms"])),
+                a["valid_until"] or "-",
+                a["state"],
+            ]
+            for a in agreements
+        ],
+    )
+
+
+@licence_app.command("buy")
+def licence_buy(
+    offer_id: str,
+    version: Annotated[
+        str | None, typer.Option("--version", help="The exact version (default: the offer's).")
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accept an offer for one exact version: you sign the agreement and pay its price."""
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.buy(offer_id, version=version)
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"licence {result['id']} for {result['target']} "
+            f"({result['price']['amount']:,} credits; ledger entry {result['granted_seq']})",
+            highlight=False,
+        ),
+    )
+
+
+@licence_app.command("list")
+def licence_list(
+    of: Annotated[
+        str | None, typer.Option("--of", help="Another member's (operators, auditors).")
+    ] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Only this version.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Your licences, as buyer and as provider."""
+    with client_for(server, token) as client:
+        result = client.licences(member=of, version=version)
+    emit(result, as_json, lambda: _licence_rows(result))
+
+
+@licence_app.command("show")
+def licence_show(
+    agreement_id: str,
+    odrl: Annotated[bool, typer.Option("--odrl", help="Print it as ODRL JSON-LD.")] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One licence (agreement): parties, version, terms, validity."""
+    with client_for(server, token) as client:
+        result = client.odrl("licences", agreement_id) if odrl else client.licence(agreement_id)
+    if odrl:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        return
+    emit(result, as_json, lambda: _licence_rows([result]))
+
+
+@licence_app.command("revoke")
+def licence_revoke(
+    agreement_id: str,
+    reason: Annotated[str, typer.Option(help="The cause (recorded on the ledger).")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a licence you granted, for cause (uses before now stay permitted)."""
+    with client_for(server, token, key, member, signing=True) as client:
+        result = client.revoke_licence(agreement_id, reason)
+    emit(result, as_json, lambda: out.print(f"revoked {agreement_id} at {result['revoked_at']}"))
+
+
+@licence_app.command("check")
+def licence_check(
+    version: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    purpose: Annotated[str, typer.Option(help="training, fine-tuning, evaluation, research.")],
+    of: Annotated[str | None, typer.Option("--of", help="The member (default: you).")] = None,
+    commercial: Annotated[bool, typer.Option(help="A commercial use.")] = False,
+    territory: Annotated[str | None, typer.Option(help="Where (ISO 3166 code).")] = None,
+    at: Annotated[str | None, typer.Option(help="When (RFC 3339 UTC ms, default now).")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """May a member use a version for a purpose now (or then)? Permit or deny, with reasons.
+
+    Exits 0 on permit, 3 on deny (scripts can branch on it)."""
+    with client_for(server, token, member=member) as client:
+        subject = of or client.require_member()
+        result = client.may(
+            member=subject,
+            version=version,
+            purpose=purpose,
+            commercial=commercial,
+            territory=territory,
+            at=at,
+        )
+
+    def human() -> None:
+        verdict = "[green]permit[/green]" if result["permitted"] else "[red]deny[/red]"
+        out.print(f"{verdict} {subject} {purpose} on {version}")
+        for reason in result["reasons"]:
+            out.print(f"  {reason['code']}: {reason['message']}", highlight=False)
+
+    emit(result, as_json, human)
+    if not result["permitted"]:
+        raise typer.Exit(3)
+
+
+@account_app.command("show")
+def account_show(
+    member_id: Annotated[str | None, typer.Argument(help="Member (default: you).")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A balance in exchange credits and its recent postings."""
+    with client_for(server, token, member=member) as client:
+        result = client.account(member_id or client.require_member())
+
+    def human() -> None:
+        out.print(f"{result['member']}: {result['balance']:,} credits")
+        table(
+            "Postings",
+            ["entry", "kind", "reference", "amount", "time"],
+            [
+                [p["seq"], p["kind"], p["reference"], f"{p['amount']:+,}", p["time"]]
+                for p in result["history"]
+            ],
+        )
+
+    emit(result, as_json, human)
+
+
+@account_app.command("books")
+def account_books(
+    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Every balance, and the books' checks: sum zero, balanced postings (operators, auditors)."""
+    with client_for(server, token) as client:
+        result = client.books()
+    ok = (
+        result["total"] == 0
+        and result["unbalanced_transactions"] == 0
+        and not result["drifted_accounts"]
+    )
+
+    def human() -> None:
+        table(
+            "Accounts",
+            ["account", "balance"],
+            [[k, f"{v:,}"] for k, v in result["accounts"].items()],
+        )
+        out.print(
+            ("[green]balanced[/green]" if ok else "[red]NOT balanced[/red]")
+            + f": total {result['total']}, {result['unbalanced_transactions']} unbalanced "
+            f"transaction(s), drifted: {', '.join(result['drifted_accounts']) or 'none'}"
+        )
+
+    emit(result, as_json, human)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _cash_command(kind: str) -> Callable[..., None]:
+    def command(
+        member_id: Annotated[str, typer.Argument(help="The member.")],
+        amount: Annotated[int, typer.Argument(help="Credits.", min=1)],
+        reference: Annotated[str, typer.Option(help="Your reference (e.g. a bank transfer).")],
+        server: ServerOpt = None,
+        token: TokenOpt = None,
+        key: KeyOpt = None,
+        member: MemberOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        with client_for(server, token, key, member, signing=True) as client:
+            move = client.deposit if kind == "deposit" else client.withdraw
+            result = move(member_id, amount, reference)
+        emit(
+            result,
+            as_json,
+            lambda: out.print(
+                f"{kind} of {amount:,} credits for {member_id}: balance {result['balance']:,} "
+                f"(ledger entry {result['seq']})"
+            ),
+        )
+
+    command.__doc__ = (
+        "Credit a member's account (operators)."
+        if kind == "deposit"
+        else "Debit a member's account (operators; no overdraft)."
+    )
+    return command
+
+
+account_app.command("deposit")(_cash_command("deposit"))
+account_app.command("withdraw")(_cash_command("withdraw"))
+
+
+# -- compliance and lineage --------------------------------------------------------------------
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    value = parse_json(_read_text(path), what=str(path))
+    if not isinstance(value, dict):
+        raise CliError(f"{path} must hold a JSON object (a training manifest)")
+    return value
+
+
+@compliance_app.command("check")
+def compliance_check(
+    manifest_file: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Training manifest.")],
+    of: Annotated[
+        str | None, typer.Option("--of", help="Another member's (operators, auditors).")
+    ] = None,
+    attest: Annotated[
+        bool, typer.Option(help="If compliant, record a signed model.training.attested entry.")
+    ] = False,
+    spdx: Annotated[
+        Path | None, typer.Option(help="Also write the SPDX 3.0 AI package here.")
+    ] = None,
+    report_out: Annotated[Path | None, typer.Option("--out", help="Write the report here.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    key: KeyOpt = None,
+    member: MemberOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a model's training data against its licences: one verdict per item.
+
+    Exits 0 if every item is covered, 3 if not."""
+    manifest = _manifest(manifest_file)
+    with client_for(server, token, key, member, signing=attest) as client:
+        with progress_bar("checking", not as_json) as tick:
+            tick(0, 1)
+            report = client.compliance_check(manifest, member=of)
+            tick(1, 1)
+        attested = None
+        if attest and report["compliant"]:
+            attested = client.attest_training(manifest)
+            report = attested["report"]
+        if spdx is not None:
+            spdx.write_text(
+                json.dumps(client.compliance_spdx(manifest, member=of), indent=2) + "\n"
+            )
+    if report_out is not None:
+        report_out.write_text(json.dumps(report, indent=2) + "\n")
+    result = {**report, "attestation_seq": attested["seq"] if attested else None}
+
+    def human() -> None:
+        counts = ", ".join(f"{n:,} {status}" for status, n in sorted(report["counts"].items()))
+        verdict = "[green]compliant[/green]" if report["compliant"] else "[red]NOT compliant[/red]"
+        out.print(f"{verdict} {report['model']}: {counts}")
+        problems = [v for v in report["items"] if v["status"] != "covered"]
+        if problems:
+            table(
+                f"Not covered ({len(problems):,})",
+                ["item", "status", "why"],
+                [
+                    [
+                        " ".join(f"{k} {x[:23]}" for k, x in v["item"].items()),
+                        v["status"],
+                        v["reason"],
+                    ]
+                    for v in problems[:50]
+                ],
+            )
+        if attested:
+            out.print(f"attested as ledger entry {attested['seq']}")
+        elif attest:
+            out.print("not attested: the data is not covered")
+
+    emit(result, as_json, human)
+    if not report["compliant"]:
+        raise typer.Exit(3)
+
+
+@compliance_app.command("bundle")
+def compliance_bundle(
+    seq: Annotated[int, typer.Argument(help="The model.training.attested entry.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Bundle file to write.")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch the offline bundle of a training attestation (for audit verify-attestation)."""
+    with client_for(server, token) as client:
+        bundle = client.attestation_bundle(seq)
+    out_file.write_text(json.dumps(bundle, indent=2) + "\n")
+    emit({"out": str(out_file), "seq": seq}, as_json, lambda: out.print(f"wrote {out_file}"))
+
+
+@dataset_app.command("lineage")
+def dataset_lineage(
+    version: Annotated[str, typer.Argument(help="Version id (sha256:...).")],
+    prov: Annotated[
+        str | None, typer.Option(help="Print W3C PROV: 'turtle' (PROV-O) or 'json' (PROV-JSON).")
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A version's sources, the terms it inherits, and the versions derived from it."""
+    with client_for(server, token) as client:
+        if prov is not None:
+            if prov not in ("turtle", "json"):
+                raise CliError("--prov is 'turtle' or 'json'")
+            sys.stdout.write(client.lineage_prov(version, prov))
+            return
+        result = client.lineage(version)
+
+    def human() -> None:
+        from licensing.terms import Terms, describe
+
+        out.print(f"{version}: {result['method'] or 'not derived'}")
+        for source in result["sources"]:
+            out.print(f"  from {source['version']} under {source['agreement'] or 'own rights'}")
+        if result["inherited_terms"]:
+            out.print(f"  inherits: {describe(Terms.from_json(result['inherited_terms']))}")
+        for derived in result["derived"]:
+            out.print(f"  derived into {derived}")
+
+    emit(result, as_json, human)
+
+
+# -- delivery ----------------------------------------------------------------------------------
+
+
+@data_app.command("fetch")
+def data_fetch(
+    version: Annotated[str, typer.Argument(help="The licensed version id (sha256:...).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to download into.")],
+    purpose: Annotated[
+        str, typer.Option(help="What for: training, fine-tuning, evaluation, research.")
+    ] = "training",
+    commercial: Annotated[bool, typer.Option(help="A commercial use.")] = False,
+    territory: Annotated[str | None, typer.Option(help="Where (ISO 3166 code).")] = None,
+    file: Annotated[
+        list[str] | None, typer.Option("--file", help="Only this file (repeatable).")
+    ] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download the files of a version you hold a licence for; resumable; every file verified."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from exchange.fetcher import FetchProgress, fetch_version
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with client_for(server, token) as client:
+        if as_json:
+            result = fetch_version(
+                client,
+                version,
+                out_dir,
+                purpose=purpose,
+                commercial=commercial,
+                territory=territory,
+                files=file,
+            )
+        else:
+            with Progress(*columns, console=err, transient=True) as bar:
+                task = bar.add_task("downloading", total=None)
+                hooks = FetchProgress(
+                    started=lambda total: bar.update(task, total=total),
+                    advanced=lambda n: bar.advance(task, n),
+                    verifying=lambda name: bar.update(task, description=f"verifying {name}"),
+                )
+                result = fetch_version(
+                    client,
+                    version,
+                    out_dir,
+                    purpose=purpose,
+                    commercial=commercial,
+                    territory=territory,
+                    files=file,
+                    progress=hooks,
+                )
+    summary = {
+        "delivery": result.delivery,
+        "version": result.version,
+        "files": result.files,
+        "downloaded_bytes": result.downloaded_bytes,
+        "resumed_bytes": result.resumed_bytes,
+        "already_present": result.already_present,
+        "receipt": str(result.receipt) if result.receipt else None,
+    }
+    emit(
+        summary,
+        as_json,
+        lambda: out.print(
+            f"[green]verified[/green] {len(result.files)} file(s) of {version[:23]}… in {out_dir} "
+            f"({_human_size(result.downloaded_bytes)} downloaded"
+            + (f", {_human_size(result.resumed_bytes)} resumed" if result.resumed_bytes else "")
+            + f"); delivery receipt: ledger entry {result.delivery}, {result.receipt}",
+            highlight=False,
+        ),
+    )
+
+
+@data_app.command("receipt")
+def data_receipt(
+    seq: Annotated[int, typer.Argument(help="The data.delivered ledger entry.")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the receipt here.")] = None,
+    verify: Annotated[
+        bool, typer.Option(help="Check it against the log's key (pinned or given).")
+    ] = True,
+    vkey: Annotated[str | None, typer.Option(help="The log's verifier key.")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A delivery's receipt: its ledger entry and an offline proof that the log includes it."""
+    import base64
+
+    with client_for(server, token) as client:
+        receipt = client.delivery_receipt(seq)
+        trusted = vkey or _pinned_vkey(config_dir() / "audit", client.server) or client.vkey()
+    if verify:
+        bundle = ProofBundle.from_text(receipt["proof"])
+        verify_proof_bundle(
+            bundle,
+            entry=base64.b64decode(receipt["entry"]),
+            log_verifier=Ed25519Verifier.from_vkey(trusted),
+        )
+    if out_file is not None:
+        out_file.write_text(json.dumps(receipt, indent=2) + "\n")
+    delivered = receipt["delivery"]
+
+    def human() -> None:
+        out.print(
+            f"delivery {seq}: {len(delivered['files'])} file(s) of {delivered['version']} to "
+            f"{delivered['member']} under {delivered['agreement']} for {delivered['purpose']}"
+            + ("; [green]included in the log[/green]" if verify else ""),
+            highlight=False,
+        )
+        if out_file is not None:
+            out.print(f"wrote {out_file}")
+
+    emit({**receipt, "verified": verify}, as_json, human)
+
+
+@data_app.command("list")
+def data_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Your deliveries."""
+    with client_for(server, token) as client:
+        result = client.deliveries()
+    emit(
+        result,
+        as_json,
+        lambda: table(
+            "Deliveries",
+            ["entry", "version", "agreement", "purpose", "files", "when"],
+            [
+                [
+                    d["seq"],
+                    d["version"][:23] + "…",
+                    d["agreement"],
+                    d["purpose"],
+                    len(d["files"]),
+                    d["created_at"],
+                ]
+                for d in result
+            ],
+        ),
+    )
+
+
+@catalog_app.command("import-dpi")
+def catalog_import_dpi(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="DPI summary JSON files.")],
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import Data Provenance Initiative dataset cards as metadata-only listings, classified."""
+    from licensing.dpi import load_summaries
+
+    load_summaries(directory)  # the same checks the exchange makes, before anything is sent
+    summaries = {
+        path.name: parse_json(_read_text(path), what=path.name)
+        for path in sorted(directory.glob("*.json"))
+        if not path.name.startswith("_")
+    }
+    with client_for(server, token) as client:
+        result = client.import_dpi(summaries)
+    emit(
+        result,
+        as_json,
+        lambda: table(
+            f"{len(result)} listing(s) imported",
+            ["DPI id", "listing", "own licences", "with lineage", "unresolved sources"],
+            [
+                [r["uid"], r["slug"], r["own"], r["inherited"], ", ".join(r["unresolved_sources"])]
+                for r in result
+            ],
+        ),
+    )
+
+
 # -- audit -------------------------------------------------------------------------------------
 
 
@@ -972,10 +1982,24 @@ def audit_verify(
     vkey: Annotated[
         str | None, typer.Option(help="The log's verifier key (pinned after first use).")
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="A witness's vkey: require its cosignature (repeatable)."),
+    ] = None,
+    quorum: Annotated[
+        int | None, typer.Option(help="How many --witness must cosign (default: all).")
+    ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option("--policy", help="A c2sp.org/tlog-policy file the checkpoint must satisfy."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-check every entry, chain link and signature, and the root against the checkpoint."""
     state_dir = config_dir() / "audit"
+    policy = _audit_policy(witness or [], quorum, policy_file)
+    if vkey is None and policy.logs:
+        vkey = policy.logs[0].verifier.vkey if len(policy.logs) == 1 else None
     if local:
         settings = settings_for(data_dir)
         verifier = load_log_key(settings.resolved_log_key_file, settings.log_origin).verifier
@@ -984,7 +2008,9 @@ def audit_verify(
         engine = make_engine(settings.resolved_database_url)
         try:
             with progress_bar("auditing", not as_json) as tick:
-                report = audit_local(engine, verifier, state_dir=state_dir / "local", progress=tick)
+                report = audit_local(
+                    engine, verifier, state_dir=state_dir / "local", progress=tick, policy=policy
+                )
         finally:
             engine.dispose()
     else:
@@ -995,7 +2021,9 @@ def audit_verify(
                 err.print(f"trusting the log key the server presents (first use): {trusted}")
             verifier = Ed25519Verifier.from_vkey(trusted)
             with progress_bar("auditing", not as_json) as tick:
-                report = audit_remote(client, verifier, state_dir=state_dir, progress=tick)
+                report = audit_remote(
+                    client, verifier, state_dir=state_dir, progress=tick, policy=policy
+                )
             _pin_vkey(state_dir, client.server, trusted)
     result = {
         "ok": True,
@@ -1003,6 +2031,7 @@ def audit_verify(
         "size": report.size,
         "root": report.root,
         "consistent_from": report.previous_size,
+        "witnesses": list(report.witnesses),
         "seconds": round(report.seconds, 3),
     }
     emit(
@@ -1012,9 +2041,127 @@ def audit_verify(
             f"[green]ok[/green] {report.origin}: {report.size:,} entries, "
             f"root {report.root[:16]}…, "
             + (f"consistent with size {report.previous_size:,}, " if report.previous_size else "")
-            + f"{report.rate:,.0f} entries/s"
+            + (
+                f"cosigned by {', '.join(report.witnesses)}, "
+                if policy.requires_cosignatures
+                else ""
+            )
+            + f"{report.rate:,.0f} entries/s",
+            highlight=False,
         ),
     )
+
+
+@audit_app.command("anchors")
+def audit_anchors_command(
+    rpc: RpcOpt,
+    server: ServerOpt = None,
+    vkey: Annotated[
+        str | None, typer.Option(help="The log's verifier key (pinned after first use).")
+    ] = None,
+    confirmations: Annotated[
+        int | None,
+        typer.Option(min=1, help="Demand this many confirmations (default: each entry's own)."),
+    ] = None,
+    finalized: Annotated[
+        bool, typer.Option("--finalized", help="Demand blocks at or below the finalized tag.")
+    ] = False,
+    from_block: Annotated[
+        int, typer.Option(min=0, help="Read the contracts' events from this block on.")
+    ] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every checkpoint.anchored entry of the log, and every anchor event of its contracts,
+    against the chain; one line per failure."""
+    from exchange.anchor_audit import Demand, audit_anchors
+    from ledger.anchor_evm import EvmChain
+
+    state_dir = config_dir() / "audit"
+    with client_for(server) as client:
+        trusted = vkey or _pinned_vkey(state_dir, client.server)
+        if trusted is None:
+            trusted = client.vkey()
+            err.print(f"trusting the log key the server presents (first use): {trusted}")
+        with progress_bar("reading the log", not as_json) as tick:
+            report = audit_anchors(
+                client,
+                EvmChain(rpc),
+                Ed25519Verifier.from_vkey(trusted),
+                demand=Demand(confirmations=confirmations, finalized=finalized),
+                from_block=from_block,
+                progress=tick,
+            )
+        _pin_vkey(state_dir, client.server, trusted)  # the log's checkpoint verified with it
+    checks = [
+        {
+            "seq": c.seq,
+            "size": c.size,
+            "tx_hash": c.tx_hash,
+            "block_number": c.block_number,
+            "confirmations": c.depth,
+            "ok": c.ok,
+            "error": c.error,
+        }
+        for c in report.checks
+    ]
+    result = {
+        "ok": not report.failures,
+        "origin": report.origin,
+        "size": report.size,
+        "chain_id": report.chain.chain_id,
+        "head": report.chain.head,
+        "anchors": checks,
+        "events": [
+            {
+                "tx_hash": e.found.tx_hash,
+                "block_number": e.found.block_number,
+                "size": e.found.event.size,
+                "root": e.found.event.root.hex(),
+                "ok": e.ok,
+                "error": e.error,
+            }
+            for e in report.events
+        ],
+        "events_ahead": report.events_ahead,
+    }
+    if as_json:
+        out.print_json(json.dumps(result))
+    elif not report.failures:
+        latest = report.checks[-1] if report.checks else None
+        out.print(
+            f"[green]ok[/green] {report.origin}: {len(report.checks)} anchor(s) verified on chain "
+            f"{report.chain.chain_id}, {len(report.events)} event(s) of the contract match the log"
+            + (
+                f"; the latest anchors size {latest.size:,} in block {latest.block_number} "
+                f"({latest.depth} confirmations)"
+                if latest
+                else " (the log records none yet)"
+            ),
+            highlight=False,
+        )
+    for failure in report.failures:
+        err.print(f"error: {failure.describe()}", highlight=False, markup=False)
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def _audit_policy(
+    witnesses: list[str], quorum: int | None, policy_file: Path | None
+) -> WitnessPolicy:
+    """The witness policy an audit enforces: --policy, or --witness with --quorum, or none."""
+    if policy_file is not None:
+        if witnesses or quorum is not None:
+            raise CliError("give either --policy or --witness/--quorum, not both")
+        return WitnessPolicy.from_text(
+            policy_file.read_bytes().decode("utf-8", errors="surrogateescape")
+        )
+    if quorum is not None and not witnesses:
+        raise CliError("--quorum needs the witnesses it counts: give --witness VKEY")
+    listed = []
+    for text in witnesses:
+        verifier = CosignatureVerifier.from_vkey(text)
+        listed.append(PolicyWitness(verifier.name, verifier))
+    return WitnessPolicy.k_of_n(listed, len(listed) if quorum is None else quorum)
 
 
 def _pins(state_dir: Path) -> dict[str, str]:
@@ -1107,6 +2254,38 @@ def audit_verify_document(
     )
 
 
+@audit_app.command("verify-attestation")
+def audit_verify_attestation(
+    bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="An attestation bundle.")],
+    vkey: Annotated[str, typer.Option(help="The log's verifier key.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify offline that a model's training data was covered by its licences, as attested."""
+    from licensing.attestation import verify_attestation_bundle
+
+    bundle = parse_json(_read_text(bundle_file), what=str(bundle_file))
+    verified = verify_attestation_bundle(bundle, log_vkey=vkey)
+    result = {
+        "ok": True,
+        "seq": verified.seq,
+        "member": verified.member,
+        "model": verified.model,
+        "items": verified.items,
+        "agreements": list(verified.agreements),
+        "log_size": verified.log_size,
+    }
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"[green]ok[/green] {verified.member} attested at entry {verified.seq} that "
+            f"{verified.model}'s {verified.items:,} training item(s) are covered by "
+            f"{len(verified.agreements)} agreement(s), each re-checked against its terms",
+            highlight=False,
+        ),
+    )
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -1114,10 +2293,178 @@ def _read_text(path: Path) -> str:
         raise CliError(f"{path} is not UTF-8 text") from None
 
 
+# -- witness -------------------------------------------------------------------------------------
+
+WitnessDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="The witness's data dir [env CORPUSX_WITNESS_DATA_DIR]."),
+]
+
+
+def _witness_dir(data_dir: Path | None) -> Path:
+    return load_witness_settings(data_dir=data_dir).data_dir
+
+
+@contextmanager
+def _witness_store(data_dir: Path | None) -> Iterator[Any]:
+    from exchange.witness_store import WitnessStore
+
+    store = WitnessStore(_witness_dir(data_dir))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@witness_app.command("init")
+def witness_init(
+    data_dir: WitnessDirOpt = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="The witness's name, e.g. example.org/witness [env CORPUSX_WITNESS_NAME]."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a witness: its data dir, its Ed25519 cosigning key and its state database."""
+    from exchange.witness_store import create_witness
+
+    settings = load_witness_settings(data_dir=data_dir, name=name)
+    if not settings.name:
+        raise CliError("give the witness a name: --name NAME (or CORPUSX_WITNESS_NAME)")
+    signer = create_witness(settings.data_dir, settings.name)
+    result = {"data_dir": str(settings.data_dir), "name": signer.name, "vkey": signer.verifier.vkey}
+    emit(result, as_json, lambda: out.print(signer.verifier.vkey, highlight=False))
+
+
+@witness_app.command("vkey")
+def witness_vkey(data_dir: WitnessDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the witness's verifier key (give it to the logs you witness, and to auditors)."""
+    with _witness_store(data_dir) as store:
+        vkey = store.vkey
+    emit({"vkey": vkey}, as_json, lambda: out.print(vkey, highlight=False))
+
+
+@witness_app.command("add-log")
+def witness_add_log(
+    vkey: Annotated[str, typer.Option(help="The log's verifier key.")],
+    origin: Annotated[
+        str | None, typer.Option(help="The log's checkpoint origin (default: the key's name).")
+    ] = None,
+    data_dir: WitnessDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Follow a log: cosign its checkpoints that are signed with this key (repeatable)."""
+    with _witness_store(data_dir) as store:
+        added = store.add_log(vkey, origin)
+    shown = origin or vkey.split("+", 1)[0]
+    result = {"origin": shown, "vkey": vkey, "added": added}
+    emit(
+        result,
+        as_json,
+        lambda: out.print(
+            f"{'following' if added else 'already following'} {shown}", highlight=False
+        ),
+    )
+
+
+@witness_app.command("logs")
+def witness_logs(data_dir: WitnessDirOpt = None, as_json: JsonOpt = False) -> None:
+    """The logs this witness follows, and the last checkpoint it cosigned for each."""
+    with _witness_store(data_dir) as store:
+        logs = store.logs()
+    rows = [
+        {
+            "origin": entry.origin,
+            "vkeys": list(entry.vkeys),
+            "size": entry.state.size if entry.state else None,
+            "root": entry.state.root.hex() if entry.state else None,
+            "cosigned_at": entry.state.timestamp if entry.state else None,
+        }
+        for entry in logs
+    ]
+    emit(
+        rows,
+        as_json,
+        lambda: table(
+            "Followed logs",
+            ["origin", "cosigned size", "root", "cosigned at (POSIX)"],
+            [
+                [
+                    r["origin"],
+                    r["size"] if r["size"] is not None else "-",
+                    (r["root"] or "-")[:16],
+                    r["cosigned_at"] or "-",
+                ]
+                for r in rows
+            ],
+        ),
+    )
+
+
+@witness_app.command("evidence")
+def witness_evidence(
+    data_dir: WitnessDirOpt = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind: fork, inconsistent or stale.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Refused checkpoints the logs signed: forks, inconsistent proofs, stale views."""
+    from ledger.witness import EVIDENCE_KINDS
+
+    if kind is not None and kind not in EVIDENCE_KINDS:
+        raise CliError(f"--kind must be one of {', '.join(EVIDENCE_KINDS)}")
+    with _witness_store(data_dir) as store:
+        kept = store.evidence(kind=kind)
+    records = [{"id": k.id, "received_at": k.received_at, **k.evidence.to_json()} for k in kept]
+
+    def human() -> None:
+        out.print(f"{len(records)} refused checkpoint(s) kept as evidence", highlight=False)
+        for r in records:
+            cosigned = (
+                f"size {r['cosigned_size']}, root {str(r['cosigned_root'])[:16]}…"
+                if r["cosigned"]
+                else "none"
+            )
+            out.print(
+                f"#{r['id']} {r['kind']}  {r['origin']}  received {r['received_at']}\n"
+                f"   refused:  size {r['checkpoint_size']}, root {r['checkpoint_root'][:16]}…, "
+                f"old size {r['old_size']}\n"
+                f"   cosigned: {cosigned}\n"
+                f"   {r['detail']}",
+                highlight=False,
+                markup=False,
+            )
+
+    emit({"count": len(records), "evidence": records}, as_json, human)
+
+
+@witness_app.command("serve")
+def witness_serve(
+    data_dir: WitnessDirOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address [env CORPUSX_WITNESS_HOST].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env CORPUSX_WITNESS_PORT].")] = None,
+) -> None:
+    """Run the witness's HTTP service: POST /add-checkpoint (c2sp.org/tlog-witness)."""
+    import uvicorn
+
+    from exchange.witness_server import create_witness_app
+
+    settings = load_witness_settings(data_dir=data_dir, host=host, port=port)
+    app = create_witness_app(settings.data_dir)  # fails here, clearly, on a bad data dir
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
 # -- entry point -------------------------------------------------------------------------------
 
 USER_ERRORS = (
     CatalogError,
+    LicensingError,
     StorageError,
     CliError,
     ClientError,
@@ -1126,6 +2473,10 @@ USER_ERRORS = (
     KeyFileError,
     LogKeyError,
     NotMigratedError,
+    ChainKeyError,
+    SettingsError,
+    WitnessConfigError,
+    WitnessError,
     OSError,
 )
 

@@ -5,15 +5,20 @@ Statements are signed here, on the client, with the member's private key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from exchange import licences
 from exchange.signing import new_statement
-from ledger.entry import SignedStatement
+from ledger.entry import SignedStatement, format_time
+from licensing.attestation import ATTESTED, attestation_body
+from licensing.compliance import ComplianceReport, TrainingManifest
+from licensing.terms import Price, Terms
 
 UPLOAD_CHUNK = 1 << 20
 
@@ -82,18 +87,31 @@ class ExchangeClient:
     def get_bytes(self, path: str) -> bytes:
         return self.request("GET", path).content
 
-    def sign(self, entry_type: str, body: dict[str, Any]) -> SignedStatement:
+    def sign(
+        self, entry_type: str, body: dict[str, Any], *, now: datetime | None = None
+    ) -> SignedStatement:
         """A statement signed here with this client's key, addressed to the server's log."""
         if self.key is None or self.member is None:
             raise ClientError(
                 "a signing key and member id are needed: pass --key and --member, "
                 "or run `corpusx login`"
             )
-        return new_statement(entry_type, body, member=self.member, key=self.key, log=self.origin)
+        return new_statement(
+            entry_type, body, member=self.member, key=self.key, log=self.origin, now=now
+        )
 
-    def signed_post(self, path: str, entry_type: str, body: dict[str, Any]) -> Any:
+    def signed_post(
+        self, path: str, entry_type: str, body: dict[str, Any], *, now: datetime | None = None
+    ) -> Any:
         """Sign a statement with this client's key and POST it."""
-        return self.request("POST", path, json=self.sign(entry_type, body).to_json()).json()
+        return self.request(
+            "POST", path, json=self.sign(entry_type, body, now=now).to_json()
+        ).json()
+
+    def require_member(self) -> str:
+        if self.member is None:
+            raise ClientError("a member id is needed: pass --member, or run `corpusx login`")
+        return self.member
 
     # -- members ---------------------------------------------------------------------------
 
@@ -200,6 +218,181 @@ class ExchangeClient:
     def croissant(self, version_id: str) -> Any:
         return self.get_json(f"/versions/{version_id}/croissant")
 
+    # -- offers, licences, accounts ------------------------------------------------------------
+
+    def publish_offer(
+        self,
+        *,
+        dataset: str,
+        version: str | None,
+        terms: Terms,
+        price: Price,
+        valid_until: datetime | None = None,
+        buyer: str | None = None,
+    ) -> Any:
+        now = datetime.now(UTC)
+        body = licences.offer_body(
+            offer_id=licences.new_offer_id(),
+            dataset=dataset,
+            version=version,
+            terms=terms,
+            price=price,
+            valid_from=format_time(now),
+            valid_until=format_time(valid_until) if valid_until else None,
+            buyer=buyer,
+        )
+        return self.signed_post("/offers", licences.OFFER_PUBLISHED, body, now=now)
+
+    def offers(self, **params: Any) -> Any:
+        return self.get_json("/offers", **{k: v for k, v in params.items() if v is not None})
+
+    def offer(self, offer_id: str) -> Any:
+        return self.get_json(f"/offers/{offer_id}")
+
+    def withdraw_offer(self, offer_id: str, reason: str) -> Any:
+        body = {"offer": offer_id, "reason": reason}
+        return self.signed_post(f"/offers/{offer_id}/withdraw", licences.OFFER_WITHDRAWN, body)
+
+    def buy(self, offer_id: str, *, version: str | None = None) -> Any:
+        """Accept an offer for one exact version: sign the agreement and pay.
+
+        Before signing, the offer the server shows is compared with the provider's own signed
+        ``offer.published`` entry, so the buyer signs the terms the provider signed.
+        """
+        offer = self.offer(offer_id)
+        self._check_offer_entry(offer)
+        target = version or offer["version"]
+        if target is None:
+            target = self.dataset(offer["dataset"])["latest_version"]
+            if target is None:
+                raise ClientError(f"dataset {offer['dataset']} has no published version to buy")
+        now = datetime.now(UTC)
+        body = licences.agreement_body(
+            offer,
+            agreement_id=licences.new_agreement_id(),
+            buyer=self.require_member(),
+            version=target,
+            at=format_time(now),
+        )
+        return self.signed_post(f"/offers/{offer_id}/accept", licences.GRANTED, body, now=now)
+
+    def _check_offer_entry(self, offer: dict[str, Any]) -> None:
+        entry = self.entry(offer["published_seq"])["entry"]
+        statement = entry["statement"]
+        signed = statement["body"]
+        expected = {
+            "offer": offer["id"],
+            "dataset": offer["dataset"],
+            "version": offer["version"],
+            "terms": offer["terms"],
+            "price": offer["price"],
+            "buyer": offer["buyer"],
+        }
+        if (
+            statement["type"] != licences.OFFER_PUBLISHED
+            or statement["member"] != offer["provider"]
+            or any(signed.get(k) != v for k, v in expected.items())
+        ):
+            raise ClientError(
+                f"offer {offer['id']} as served differs from the provider's signed entry "
+                f"{offer['published_seq']}: refusing to sign"
+            )
+
+    def licences(self, **params: Any) -> Any:
+        return self.get_json("/licences", **{k: v for k, v in params.items() if v is not None})
+
+    def licence(self, agreement_id: str) -> Any:
+        return self.get_json(f"/licences/{agreement_id}")
+
+    def revoke_licence(self, agreement_id: str, reason: str) -> Any:
+        body = {"agreement": agreement_id, "reason": reason}
+        return self.signed_post(f"/licences/{agreement_id}/revoke", licences.REVOKED, body)
+
+    def may(self, **params: Any) -> Any:
+        return self.get_json("/may", **{k: v for k, v in params.items() if v is not None})
+
+    def odrl(self, kind: str, identifier: str) -> Any:
+        return self.get_json(f"/{kind}/{identifier}/odrl")
+
+    def account(self, member_id: str) -> Any:
+        return self.get_json(f"/accounts/{member_id}")
+
+    def books(self) -> Any:
+        return self.get_json("/accounts")
+
+    def deposit(self, member_id: str, amount: int, reference: str) -> Any:
+        body = {"member": member_id, "amount": amount, "reference": reference}
+        return self.signed_post(f"/accounts/{member_id}/deposits", "account.deposited", body)
+
+    def withdraw(self, member_id: str, amount: int, reference: str) -> Any:
+        body = {"member": member_id, "amount": amount, "reference": reference}
+        return self.signed_post(f"/accounts/{member_id}/withdrawals", "account.withdrawn", body)
+
+    def import_dpi(self, summaries: dict[str, Any]) -> Any:
+        body = {"summaries": summaries}
+        return self.request("POST", "/listings/dpi", json=body, timeout=None).json()
+
+    def listing(self, slug: str) -> Any:
+        return self.get_json(f"/datasets/{slug}/listing")
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def request_delivery(
+        self,
+        version: str,
+        *,
+        purpose: str,
+        commercial: bool = False,
+        territory: str | None = None,
+        files: Sequence[str] | None = None,
+    ) -> Any:
+        body = {
+            "version": version,
+            "purpose": purpose,
+            "commercial": commercial,
+            "territory": territory,
+            "files": list(files) if files is not None else None,
+        }
+        return self.request("POST", "/deliveries", json=body).json()
+
+    def deliveries(self) -> Any:
+        return self.get_json("/deliveries")
+
+    def delivery_receipt(self, seq: int) -> Any:
+        return self.get_json(f"/deliveries/{seq}/receipt")
+
+    # -- compliance and lineage ---------------------------------------------------------------
+
+    def compliance_check(self, manifest: dict[str, Any], *, member: str | None = None) -> Any:
+        body = {"manifest": manifest, "member": member}
+        return self.request("POST", "/compliance/check", json=body, timeout=None).json()
+
+    def compliance_spdx(self, manifest: dict[str, Any], *, member: str | None = None) -> Any:
+        body = {"manifest": manifest, "member": member}
+        return self.request("POST", "/compliance/spdx", json=body, timeout=None).json()
+
+    def attest_training(self, manifest: dict[str, Any]) -> Any:
+        """Check, then sign the attestation of exactly that manifest and report."""
+        report = ComplianceReport.from_json(self.compliance_check(manifest))
+        parsed = TrainingManifest.from_json(manifest)
+        signed = self.sign(ATTESTED, attestation_body(parsed, report))
+        body = {"manifest": manifest, "signed": signed.to_json()}
+        return self.request("POST", "/compliance/attestations", json=body, timeout=None).json()
+
+    def attestations(self, member: str | None = None) -> Any:
+        return self.get_json("/compliance/attestations", member=member)
+
+    def attestation_bundle(self, seq: int) -> Any:
+        return self.get_json(f"/compliance/attestations/{seq}/bundle")
+
+    def lineage(self, version_id: str) -> Any:
+        return self.get_json(f"/versions/{version_id}/lineage")
+
+    def lineage_prov(self, version_id: str, fmt: str) -> str:
+        return self.request(
+            "GET", f"/versions/{version_id}/lineage/prov", params={"format": fmt}
+        ).text
+
     # -- ledger ----------------------------------------------------------------------------
 
     def attest(self, entry_type: str, body: dict[str, Any]) -> Any:
@@ -231,6 +424,12 @@ class ExchangeClient:
 
     def proof_bundle(self, seq: int) -> str:
         return self.get_text(f"/ledger/proof/bundle/{seq}")
+
+    def anchors(self) -> Any:
+        return self.get_json("/ledger/anchors")
+
+    def anchor_now(self) -> Any:
+        return self.request("POST", "/ledger/anchors").json()
 
 
 def _problem_text(response: httpx.Response) -> str:

@@ -1,5 +1,5 @@
-"""What a running exchange holds: its settings, database engine, log signing key, blob store and
-the worker processes that derive uploaded files."""
+"""What a running exchange holds: settings, database engine, log key, blobs, witness policy,
+and the worker processes that derive uploaded files."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from exchange.logkey import load_log_key
 from exchange.settings import Settings
 from exchange.statements import StatementPolicy
 from exchange.verification import Verifier
+from exchange.witnessing import WitnessConfig, load_witness_config
 from ledger.entry import key_id_for
 from ledger.note import Ed25519Signer
 from storage import BlobStore, open_store
@@ -25,6 +26,7 @@ class Exchange:
     engine: Engine
     log_signer: Ed25519Signer
     store: BlobStore
+    witnesses: WitnessConfig
     verifier: Verifier
 
     @classmethod
@@ -33,8 +35,11 @@ class Exchange:
         engine = make_engine(settings.resolved_database_url)
         check_migrated(engine)
         signer = load_log_key(settings.resolved_log_key_file, settings.log_origin)
+        witnesses = load_witness_config(settings, signer.verifier)
         store = open_store(settings.resolved_blob_store, **settings.blob_store_options())
-        return cls(settings, engine, signer, store, Verifier(workers=settings.ingest_workers))
+        return cls(
+            settings, engine, signer, store, witnesses, Verifier(workers=settings.ingest_workers)
+        )
 
     @property
     def statement_policy(self) -> StatementPolicy:

@@ -7,9 +7,11 @@ from sqlmodel import Session
 from exchange.errors import InvalidInput, NotFound
 from exchange.models import Member
 from exchange.statements import StatementPolicy, check_statement, record_statement
+from exchange.witnessing import cosigned_note, served_checkpoint
 from ledger.entry import ATTEST_PREFIX, Entry, SignedStatement
 from ledger.errors import StoreError
 from ledger.note import Ed25519Signer
+from ledger.policy import WitnessPolicy
 from ledger.proofbundle import ProofBundle
 from ledger.sql import LedgerCheckpointRow, SqlLedger
 
@@ -34,14 +36,36 @@ def covering_checkpoint(session: Session, signer: Ed25519Signer, size: int) -> L
     return latest
 
 
-def proof_bundle(session: Session, signer: Ed25519Signer, seq: int) -> ProofBundle:
-    """A c2sp tlog-proof@v1 bundle proving entry ``seq`` against a signed checkpoint."""
+def proof_bundle(
+    session: Session,
+    signer: Ed25519Signer,
+    seq: int,
+    *,
+    policy: WitnessPolicy,
+) -> ProofBundle:
+    """A c2sp tlog-proof@v1 bundle proving entry ``seq`` against a signed checkpoint.
+
+    The checkpoint is the one ``GET /ledger/checkpoint`` serves (with its cosignatures) if it
+    covers the entry; else the latest, issued now if needed (cosigned later, if at all).
+    """
     ledger = SqlLedger(session)
     if not 0 <= seq < ledger.head().size:
         raise NotFound(f"there is no entry {seq}")
-    checkpoint = covering_checkpoint(session, signer, seq + 1)
+    checkpoint, note = proving_checkpoint(session, signer, seq + 1, policy=policy)
     proof = ledger.inclusion_proof(seq, checkpoint.size)
-    return ProofBundle(index=seq, proof=tuple(proof), checkpoint_note=checkpoint.note)
+    return ProofBundle(index=seq, proof=tuple(proof), checkpoint_note=note)
+
+
+def proving_checkpoint(
+    session: Session, signer: Ed25519Signer, size: int, *, policy: WitnessPolicy
+) -> tuple[LedgerCheckpointRow, str]:
+    """The checkpoint to prove the first ``size`` entries against, and its note: the one
+    ``GET /ledger/checkpoint`` serves (with its cosignatures) if it covers them; else the
+    latest, issued now if needed (cosigned later, if at all)."""
+    served = served_checkpoint(session, policy)
+    checkpoint = served if served is not None and served.size >= size else None
+    checkpoint = checkpoint or covering_checkpoint(session, signer, size)
+    return checkpoint, cosigned_note(session, checkpoint)
 
 
 def entry_bytes(session: Session, seq: int) -> bytes:

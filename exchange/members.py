@@ -13,10 +13,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from exchange.models import ApiToken, Member, MemberKey
+from exchange.settlement import open_account
 from exchange.statements import StatementPolicy, check_statement, record_statement
 from ledger.audit import OPERATOR, MemberRegistration
 from ledger.entry import Entry, SignedStatement
@@ -101,16 +103,23 @@ def _add_member(session: Session, registration: MemberRegistration, name: str, s
         created_at=now,
     )
     session.add(member)
-    session.flush()  # the member row must exist before rows that refer to it
-    session.add(
-        MemberKey(
-            key_id=registration.key_id,
-            member_id=registration.member,
-            public_key=registration.public_key,
-            added_seq=seq,
-            added_at=now,
+    try:
+        session.flush()  # the member row must exist before rows that refer to it
+        open_account(session, member.id)
+        session.add(
+            MemberKey(
+                key_id=registration.key_id,
+                member_id=registration.member,
+                public_key=registration.public_key,
+                added_seq=seq,
+                added_at=now,
+            )
         )
-    )
+        session.flush()
+    except IntegrityError:  # a concurrent registration took the id or the key first
+        raise Conflict(
+            f"member {registration.member} or key {registration.key_id} is already registered"
+        ) from None
     return member
 
 
@@ -212,6 +221,10 @@ def add_key(
             added_at=datetime.now(UTC),
         )
     )
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent registration took the key first
+        raise Conflict(f"key {added.key_id} is already registered") from None
     return entry
 
 

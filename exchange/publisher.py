@@ -20,6 +20,7 @@ from catalog.documents import IngestOptions
 from catalog.ingest import IngestProgress, SourceFile, ingest, scan
 from catalog.manifest import FileManifest, VersionManifest
 from exchange.client import ClientError, ExchangeClient
+from exchange.lineage import Declared
 from exchange.publishing import PUBLISHED, statement_body
 
 UPLOADS_AT_ONCE = 2
@@ -58,7 +59,9 @@ def publish_corpus(
     options: IngestOptions | None = None,
     workers: int = 2,
     progress: PublishProgress | None = None,
+    lineage: Declared | None = None,
 ) -> PublishResult:
+    """``lineage``: for a derived version, its sources (and agreements) and how it was made."""
     hooks = progress or PublishProgress()
     sources = scan(paths)
     total = sum(source.size for source in sources)
@@ -70,16 +73,38 @@ def publish_corpus(
         )
         uploaded = uploader.finish()
     version_label = label or _next_label(client, slug)
-    signed = client.sign(PUBLISHED, statement_body(slug, version_label, manifest))
-    body = {
-        "label": version_label,
+    body = publication_request(
+        client, manifest, slug=slug, label=version_label, meta=meta, lineage=lineage
+    )
+    version = client.publish_version(slug, body)
+    stored = len({f.sha256 for f in manifest.files}) - uploaded
+    return PublishResult(version, manifest, version_label, uploaded, stored)
+
+
+def publication_request(
+    client: ExchangeClient,
+    manifest: VersionManifest,
+    *,
+    slug: str,
+    label: str,
+    meta: dict[str, Any] | None = None,
+    lineage: Declared | None = None,
+) -> dict[str, Any]:
+    """The body of ``POST /datasets/SLUG/versions``, its statement signed here.
+
+    Sending the same body again is safe: if the first attempt was recorded (the answer lost
+    in a crash, say), the exchange refuses the second with 409 — the version exists.
+    """
+    signed = client.sign(PUBLISHED, statement_body(slug, label, manifest, lineage))
+    body: dict[str, Any] = {
+        "label": label,
         "meta": {k: v for k, v in (meta or {}).items() if v is not None},
         "manifest": manifest.to_json(),
         "signed": signed.to_json(),
     }
-    version = client.publish_version(slug, body)
-    stored = len({f.sha256 for f in manifest.files}) - uploaded
-    return PublishResult(version, manifest, version_label, uploaded, stored)
+    if lineage is not None:
+        body.update(lineage.to_body())
+    return body
 
 
 class _Uploader:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from catalog import services as catalog
@@ -30,7 +31,9 @@ from catalog.manifest import FileManifest, VersionManifest
 from catalog.models import Dataset, DatasetVersion, VersionFile
 from catalog.overlap import VersionSketch
 from catalog.overlap_index import find_overlaps, index_version
+from exchange import lineage
 from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound
+from exchange.lineage import Declared
 from exchange.models import Member
 from exchange.statements import (
     StatementPolicy,
@@ -55,6 +58,7 @@ class Publication:
     meta: catalog.DatasetMeta
     manifest: VersionManifest
     signed: SignedStatement
+    lineage: Declared | None = None
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,12 @@ class Published:
     entry: Entry
 
 
-def statement_body(slug: str, label: str, manifest: VersionManifest) -> dict[str, object]:
-    """The body a provider signs: it names the exact version and its manifest root."""
-    return {
+def statement_body(
+    slug: str, label: str, manifest: VersionManifest, lineage: Declared | None = None
+) -> dict[str, object]:
+    """The body a provider signs: it names the exact version and its manifest root, and, for a
+    derived version, its sources and the agreements they are used under."""
+    body: dict[str, object] = {
         "dataset": slug,
         "label": label,
         "version": manifest.version_id,
@@ -74,11 +81,16 @@ def statement_body(slug: str, label: str, manifest: VersionManifest) -> dict[str
         "records": manifest.records,
         "size": manifest.size,
     }
+    if lineage is not None:
+        body.update(lineage.to_body())
+    return body
 
 
 def check_publication(publication: Publication) -> None:
     """Cheap checks before any expensive work: the statement names this manifest."""
-    expected = statement_body(publication.slug, publication.label, publication.manifest)
+    expected = statement_body(
+        publication.slug, publication.label, publication.manifest, publication.lineage
+    )
     if publication.signed.statement.type != PUBLISHED:
         raise InvalidInput(f"a version is published with a {PUBLISHED} statement")
     if publication.signed.statement.body != expected:
@@ -188,24 +200,18 @@ def record_version(
         session, publication.signed, caller=caller, expected_type=PUBLISHED, policy=policy
     )
     manifest = publication.manifest
-    try:
-        dataset = catalog.find_dataset(session, publication.slug)
-        if dataset is None:
-            dataset = catalog.create_dataset(
-                session, slug=publication.slug, provider=caller.id, meta=publication.meta
-            )
-        elif dataset.provider != caller.id:
-            raise Forbidden(f"dataset {publication.slug} belongs to {dataset.provider}")
-        else:
-            catalog.update_dataset(session, dataset, publication.meta)
-    except CatalogError as exc:
-        raise InvalidInput(str(exc)) from None
+    dataset = _dataset_to_publish_in(session, publication, caller=caller)
     if session.get(DatasetVersion, manifest.version_id) is not None:
         raise Conflict(
             f"version {manifest.version_id} is already published (versions are immutable)"
         )
     if any(v.label == publication.label for v in catalog.versions(session, dataset)):
         raise Conflict(f"{publication.slug} already has a version labelled {publication.label!r}")
+    sources = (
+        lineage.resolve_sources(session, publication.lineage, caller=caller)
+        if publication.lineage is not None
+        else []
+    )
     entry = record_statement(session, publication.signed)
     assert dataset.id is not None
     version = DatasetVersion(
@@ -221,7 +227,12 @@ def record_version(
         stats=_summary(manifest),
     )
     session.add(version)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same manifest, published meanwhile by a concurrent publish
+        raise Conflict(
+            f"version {manifest.version_id} is already published (versions are immutable)"
+        ) from None
     for file in manifest.files:
         session.add(
             VersionFile(
@@ -242,8 +253,52 @@ def record_version(
     dataset.updated_at = datetime.now(UTC)
     session.add(dataset)
     session.flush()
-    _check_overlap(session, publication, version, sketch, caller=caller, log_signer=log_signer)
+    declared_sources: set[str] = set()
+    if publication.lineage is not None:
+        lineage.record_lineage(session, version, publication.lineage, sources)
+        direct = {source.version for source in sources}
+        declared_sources = direct | lineage.ancestors(session, direct)
+    _check_overlap(
+        session,
+        publication,
+        version,
+        sketch,
+        caller=caller,
+        log_signer=log_signer,
+        declared_sources=declared_sources,
+    )
     return Published(dataset, version, entry)
+
+
+def _dataset_to_publish_in(
+    session: Session, publication: Publication, *, caller: Member
+) -> Dataset:
+    """The caller's dataset, created on its first publish, its listing updated from ``meta``.
+
+    Two first publishes of one slug may race: both see no dataset, and the second's insert waits
+    for the first and then violates the unique slug. The insert runs in a savepoint so that the
+    second then proceeds as if it had come second — on the dataset the first created (refused
+    if that is another provider's, its label checked against the first's version).
+    """
+    try:
+        dataset = catalog.find_dataset(session, publication.slug)
+        if dataset is None:
+            try:
+                with session.begin_nested():
+                    return catalog.create_dataset(
+                        session, slug=publication.slug, provider=caller.id, meta=publication.meta
+                    )
+            except IntegrityError:
+                dataset = catalog.find_dataset(session, publication.slug)
+                if dataset is None:  # not a concurrent creation after all
+                    raise
+        if dataset.provider != caller.id:
+            raise Forbidden(f"dataset {publication.slug} belongs to {dataset.provider}")
+        # Updating the row also locks it: concurrent publishes of one dataset queue here, so
+        # the label and version checks below see what the one before committed.
+        return catalog.update_dataset(session, dataset, publication.meta)
+    except CatalogError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _check_overlap(
@@ -254,17 +309,24 @@ def _check_overlap(
     *,
     caller: Member,
     log_signer: Ed25519Signer,
+    declared_sources: set[str],
 ) -> None:
     """Compare with other providers' corpora, index this one, and hold it if it overlaps.
 
-    A substantial overlap is recorded on the ledger by the exchange itself
+    Overlap with the version's declared (and licensed) sources and their ancestors is expected
+    and reported, but does not hold the version. A substantial overlap with anything else is
+    recorded on the ledger by the exchange itself
     (``dataset.version.flagged``, with the digest of the full report) and the version waits,
     ``flagged``, until an operator clears it.
     """
     report = find_overlaps(session, sketch, exclude_provider=caller.id)
     index_version(session, version.id, sketch)
-    version.stats = {**version.stats, "overlap": report.to_json()}
-    if report.substantial:
+    overlap = report.to_json()
+    if declared_sources:
+        overlap["declared_sources"] = sorted(declared_sources)
+    version.stats = {**version.stats, "overlap": overlap}
+    undeclared = [o for o in report.substantial if o.version not in declared_sources]
+    if undeclared:
         version.status = FLAGGED
         body = {
             "dataset": publication.slug,
@@ -278,7 +340,7 @@ def _check_overlap(
                     "near_fraction": round(o.near_fraction, 4),
                     "reasons": list(o.reasons),
                 }
-                for o in report.substantial
+                for o in undeclared
             ],
         }
         record_statement(session, exchange_statement(log_signer, "dataset.version.flagged", body))

@@ -28,3 +28,22 @@ install_project() {
   quiet_pip --upgrade pip
   quiet_pip -e "$target"
 }
+
+# npm_install: the pinned node packages of package-lock.json (solc-js, the anvil binary the chain
+# tests start). `npm ci` installs exactly the lock file; install scripts are not needed (anvil's
+# binary comes in its platform package) and are not run.
+npm_install() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm is needed for the chain tests (anvil, solc-js): install Node.js 18 or later" >&2
+    return 1
+  fi
+  step "npm ci"
+  local log
+  log=$(mktemp)
+  if ! npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+}

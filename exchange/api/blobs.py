@@ -55,6 +55,9 @@ def missing(body: DigestList, caller: CurrentMember, exchange: ExchangeDep) -> M
 
 @router.head("/{digest}")
 def head(digest: str, caller: CurrentMember, exchange: ExchangeDep) -> Response:
+    """Whether the exchange holds a blob (providers, like ``/blobs/missing``): nobody else may
+    probe for files the exchange holds but has not published."""
+    require_role(caller, "provider")
     try:
         info = exchange.store.stat(validate_digest(digest))
     except BlobNotFound:

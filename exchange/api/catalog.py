@@ -18,8 +18,9 @@ from catalog.proofs import prove_document
 from catalog.search import MAX_PAGE_SIZE, SearchQuery, search
 from exchange import ledger_service, publishing
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
-from exchange.api.schemas import SignedStatementIn
+from exchange.api.schemas import MAX_INTEGER, NO_NUL, SignedStatementIn
 from exchange.errors import Forbidden, InvalidInput, NotFound
+from exchange.lineage import Declared
 from exchange.models import Member
 from exchange.statements import parse_signed_statement
 
@@ -55,10 +56,16 @@ class DatasetMetaIn(BaseModel):
 class PublishIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: str = Field(min_length=1, max_length=100)
+    label: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     meta: DatasetMetaIn = DatasetMetaIn()
     manifest: dict[str, Any]
     signed: SignedStatementIn
+    method: str | None = Field(
+        default=None, description="for a derived version: how (filtered, deduplicated, merged)"
+    )
+    derived_from: list[dict[str, Any]] | None = Field(
+        default=None, description="for a derived version: [{version, agreement}] of its sources"
+    )
 
 
 class VersionSummary(BaseModel):
@@ -114,8 +121,15 @@ def _summary(version: DatasetVersion) -> VersionSummary:
     )
 
 
-def dataset_out(session: Session, dataset: Dataset, *, with_versions: bool) -> DatasetOut:
-    labels = catalog.labels(session, dataset)
+def dataset_out(
+    session: Session,
+    dataset: Dataset,
+    *,
+    with_versions: bool,
+    labels: dict[str, list[str]] | None = None,
+) -> DatasetOut:
+    """A dataset as the API shows it; ``labels`` if already loaded (a page of results)."""
+    labels = labels if labels is not None else catalog.labels(session, dataset)
     versions = [_summary(v) for v in catalog.versions(session, dataset)] if with_versions else []
     return DatasetOut(
         slug=dataset.slug,
@@ -157,8 +171,8 @@ def search_datasets(
     domain: Annotated[list[str] | None, Query()] = None,
     tag: Annotated[list[str] | None, Query()] = None,
     provider: str | None = None,
-    min_bytes: Annotated[int | None, Query(ge=0)] = None,
-    max_bytes: Annotated[int | None, Query(ge=0)] = None,
+    min_bytes: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
+    max_bytes: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> SearchOut:
@@ -176,11 +190,15 @@ def search_datasets(
     )
     with exchange.reading() as session:
         found = search(session, query)
+        page_labels = catalog.labels_of(session, found.datasets)
         return SearchOut(
             total=found.total,
             page=found.page,
             per_page=found.per_page,
-            datasets=[dataset_out(session, d, with_versions=False) for d in found.datasets],
+            datasets=[
+                dataset_out(session, d, with_versions=False, labels=page_labels[d.id or 0])
+                for d in found.datasets
+            ],
         )
 
 
@@ -215,12 +233,16 @@ def publish(slug: str, body: PublishIn, caller: CurrentMember, exchange: Exchang
         catalog.check_slug(slug)
     except CatalogError as exc:
         raise InvalidInput(f"manifest: {exc}") from None
+    declared = None
+    if body.method is not None or body.derived_from is not None:
+        declared = Declared.from_json(body.method, body.derived_from)
     publication = publishing.Publication(
         slug=slug,
         label=body.label,
         meta=body.meta.to_meta(),
         manifest=manifest,
         signed=parse_signed_statement(body.signed.model_dump()),
+        lineage=declared,
     )
     publishing.check_publication(publication)
     sketch = publishing.verify_claims(
@@ -312,7 +334,7 @@ def document_proof(
     caller: CurrentMember,
     exchange: ExchangeDep,
     file: Annotated[str, Query(max_length=1024, description="the file's name in the version")],
-    record: Annotated[int | None, Query(ge=0)] = None,
+    record: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
     document: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$", description="SHA-256")] = None,
 ) -> dict[str, Any]:
     """A bundle proving one document belongs to the version, down to the publishing entry."""
@@ -326,7 +348,7 @@ def document_proof(
         except CatalogError:
             raise NotFound(f"version {version_id} has no file {file!r}") from None
         ledger_proof = ledger_service.proof_bundle(
-            session, exchange.log_signer, version.published_seq
+            session, exchange.log_signer, version.published_seq, policy=exchange.witnesses.policy
         )
         entry = ledger_service.entry_bytes(session, version.published_seq)
     with publishing.local_copies(exchange.store, [named.sha256]) as paths:

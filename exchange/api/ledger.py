@@ -7,17 +7,22 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from exchange import ledger_service as service
-from exchange.api.deps import CurrentMember, ExchangeDep, require_role
+from exchange.api.deps import CurrentMember, ExchangeDep, WitnessesDep, require_role
 from exchange.api.members import recorded
 from exchange.api.schemas import (
+    MAX_INTEGER,
     ConsistencyProofOut,
     EntryPublic,
     EntryRecorded,
     InclusionProofOut,
+    SeqPath,
+    SeqQuery,
     SignedStatementIn,
+    SizeQuery,
 )
 from exchange.errors import InvalidInput, NotFound
 from exchange.statements import parse_signed_statement
+from exchange.witnessing import cosigned_note, served_checkpoint
 from ledger.entry import Entry, b64encode
 from ledger.errors import FormatError, StoreError
 from ledger.merkle import leaf_hash
@@ -32,21 +37,33 @@ IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 @router.get("/checkpoint", response_class=Response, responses={200: {"content": {TEXT: {}}}})
 def checkpoint(exchange: ExchangeDep) -> Response:
-    """The latest signed checkpoint (c2sp.org/tlog-checkpoint as a c2sp.org/signed-note)."""
+    """The latest checkpoint the witness policy accepts, with its cosignatures (signed note)."""
+    policy = exchange.witnesses.policy
     with exchange.reading() as session:
-        latest = SqlLedger(session).latest_checkpoint()
-    if latest is None:
+        served = served_checkpoint(session, policy)
+        note = cosigned_note(session, served) if served is not None else None
+    if note is None:
+        if policy.requires_cosignatures:
+            raise NotFound(
+                f"no checkpoint satisfies the witness policy yet ({policy.describe(policy.quorum)})"
+            )
         raise NotFound("the log has issued no checkpoint yet")
-    return Response(latest.note, media_type=TEXT, headers={"Cache-Control": "no-cache"})
+    return Response(note, media_type=TEXT, headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/checkpoint", response_class=Response, responses={200: {"content": {TEXT: {}}}})
-def issue_checkpoint(caller: CurrentMember, exchange: ExchangeDep) -> Response:
-    """Issue a checkpoint now (operators), instead of waiting for the schedule."""
+def issue_checkpoint(
+    caller: CurrentMember, exchange: ExchangeDep, witnesses: WitnessesDep
+) -> Response:
+    """Issue a checkpoint now (operators), have the witnesses cosign it, return it cosigned."""
     require_role(caller, "operator")
     with exchange.transaction() as session:
         row = SqlLedger(session).issue_checkpoint(exchange.log_signer)
-    return Response(row.note, media_type=TEXT)
+    if witnesses is not None:  # after the commit: no transaction is open during network I/O
+        witnesses.witness_latest()
+    with exchange.reading() as session:
+        note = cosigned_note(session, row)
+    return Response(note, media_type=TEXT)
 
 
 @router.get("/vkey", response_class=Response, responses={200: {"content": {TEXT: {}}}})
@@ -79,7 +96,7 @@ def tile(path: str, exchange: ExchangeDep) -> Response:
 
 
 @router.get("/entries/{seq}", response_model=EntryPublic)
-def entry(seq: int, exchange: ExchangeDep) -> EntryPublic:
+def entry(seq: SeqPath, exchange: ExchangeDep) -> EntryPublic:
     with exchange.reading() as session:
         data = service.entry_bytes(session, seq)
     parsed = Entry.from_bytes(data, strict=False)
@@ -91,8 +108,10 @@ def entry(seq: int, exchange: ExchangeDep) -> EntryPublic:
 @router.get("/proof/inclusion", response_model=InclusionProofOut)
 def inclusion(
     exchange: ExchangeDep,
-    seq: Annotated[int, Query(ge=0)],
-    size: Annotated[int | None, Query(ge=1, description="default: the latest checkpoint")] = None,
+    seq: SeqQuery,
+    size: Annotated[
+        int | None, Query(ge=1, le=MAX_INTEGER, description="default: the latest checkpoint")
+    ] = None,
 ) -> InclusionProofOut:
     with exchange.reading() as session:
         ledger = SqlLedger(session)
@@ -106,20 +125,21 @@ def inclusion(
         proof = ledger.inclusion_proof(seq, tree_size)
         data = service.entry_bytes(session, seq)
         at_size = ledger.checkpoint_at(tree_size)
+        note = cosigned_note(session, at_size) if at_size else None
     return InclusionProofOut(
         seq=seq,
         size=tree_size,
         leaf_hash=leaf_hash(data).hex(),
         proof=[b64encode(h) for h in proof],
-        checkpoint=at_size.note if at_size else None,
+        checkpoint=note,
     )
 
 
 @router.get("/proof/consistency", response_model=ConsistencyProofOut)
 def consistency(
     exchange: ExchangeDep,
-    size1: Annotated[int, Query(ge=1)],
-    size2: Annotated[int, Query(ge=1)],
+    size1: SizeQuery,
+    size2: SizeQuery,
 ) -> ConsistencyProofOut:
     with exchange.reading() as session:
         ledger = SqlLedger(session)
@@ -132,10 +152,12 @@ def consistency(
 @router.get(
     "/proof/bundle/{seq}", response_class=Response, responses={200: {"content": {TEXT: {}}}}
 )
-def bundle(seq: int, exchange: ExchangeDep) -> Response:
+def bundle(seq: SeqPath, exchange: ExchangeDep) -> Response:
     """An offline c2sp.org/tlog-proof@v1 bundle for entry ``seq``."""
     with exchange.transaction() as session:
-        proof = service.proof_bundle(session, exchange.log_signer, seq)
+        proof = service.proof_bundle(
+            session, exchange.log_signer, seq, policy=exchange.witnesses.policy
+        )
     return Response(proof.to_text(), media_type=TEXT)
 
 

@@ -6,7 +6,7 @@ Also the CLI's contract on bad input: one line on stderr, a non-zero exit, never
 from __future__ import annotations
 
 import json
-import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -21,48 +21,10 @@ from ledger.merkle import NodeID, inclusion_proof, integrate, leaf_hash
 from ledger.proofbundle import ProofBundle
 from ledger.tiles import decode_entry_bundle
 from tests.conftest import VECTORS, free_port
+from tests.deployment import Cli
 
 TESSERA = VECTORS / "tessera-log" / "testdata" / "log"
 TESSERA_VKEY = "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx"
-
-
-class Cli:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.env = {**os.environ, "CORPUSX_CONFIG_DIR": str(home / "config")}
-        for name in (
-            "CORPUSX_SERVER",
-            "CORPUSX_TOKEN",
-            "CORPUSX_KEY",
-            "CORPUSX_MEMBER",
-            "CORPUSX_DATABASE_URL",
-        ):
-            self.env.pop(name, None)
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "exchange", *args],
-            cwd=self.home,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check:
-            assert done.returncode == 0, done.stderr
-        return done
-
-    def json(self, *args: str) -> dict[str, object]:
-        value: dict[str, object] = json.loads(self.run(*args, "--json").stdout)
-        return value
-
-    def fails(self, *args: str) -> str:
-        done = self.run(*args, check=False)
-        assert done.returncode != 0, done.stdout
-        assert "Traceback" not in done.stderr, done.stderr
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1, done.stderr
-        return lines[0]
 
 
 @pytest.fixture
@@ -92,7 +54,7 @@ def server(cli: Cli) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while True:
         try:
             if httpx.get(url + "/healthz").status_code == 200:
@@ -408,3 +370,23 @@ def test_publish_show_diff_search_and_prove_through_the_cli(cli: Cli, server: st
         in cli.fails("dataset", "publish", "card.md.missing", "--dataset", "x", *as_prov)
         or True
     )
+
+
+def test_db_check_says_whether_the_database_tells_one_story(cli: Cli) -> None:
+    cli.json("init", "--data-dir", "d")
+    report = cli.json("db", "check", "--data-dir", "d")
+    assert report == {
+        "ok": True,
+        "size": 1,
+        "entries": {"member.registered": 1},
+        "problems": [],
+    }
+    with sqlite3.connect(cli.home / "d" / "exchange.db") as db:  # credits from nothing
+        db.execute("UPDATE account SET balance = 7 WHERE id = 'member:operator'")
+        db.execute("UPDATE account SET balance = -7 WHERE id = 'external'")
+    broken = cli.run("db", "check", "--data-dir", "d", "--json", check=False)
+    assert broken.returncode == 3, broken.stderr
+    problems = json.loads(broken.stdout)["problems"]
+    assert {p["check"] for p in problems} == {"settlement.balance", "settlement.books"}
+    human = cli.run("db", "check", "--data-dir", "d", check=False)
+    assert human.returncode == 3 and "member:operator holds 7" in human.stdout

@@ -9,6 +9,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -19,7 +20,7 @@ from ledger.merkle import leaf_hash, tree_root, verify_consistency, verify_inclu
 from ledger.note import Ed25519Verifier
 from ledger.proofbundle import ProofBundle, verify_proof_bundle
 from ledger.tiles import decode_entry_bundle, decode_hash_tile
-from tests.conftest import LiveServer
+from tests.conftest import PG_ADMIN, LiveServer
 from tests.integration.helpers import register, registration_body, statement
 
 
@@ -246,3 +247,16 @@ def test_member_ids_are_exact_and_exchange_is_reserved(live_server: LiveServer) 
             with pytest.raises(ClientError) as refused:
                 operator.register_member(body)
             assert refused.value.status == 422, bad
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_liveness_needs_no_token_and_no_database(live_server: LiveServer) -> None:
+    live = httpx.get(live_server.url + "/healthz/live")
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    assert httpx.get(live_server.url + "/healthz").status_code == 200
+    database = live_server.prepared.settings.database_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')  # type: ignore[arg-type]
+    assert httpx.get(live_server.url + "/healthz").status_code == 503  # not ready
+    live = httpx.get(live_server.url + "/healthz/live")
+    assert live.status_code == 200 and live.json() == {"status": "ok"}  # but alive

@@ -3,7 +3,9 @@
 Four processes append at once (single statements and batches, each in its own transaction) on
 SQLite and on PostgreSQL; afterwards the entries are 0..n-1 exactly once, each entry's ``prev`` is
 the leaf hash of the entry before, the tree's root equals the root of the stored leaves, and the
-whole log passes the auditor.
+whole log passes the auditor. Checkpoints issued by several processes at once (every worker of
+``corpusx serve --workers N`` runs the schedule) neither fail nor disagree: issuing holds the
+head lock, so each sees the checkpoint the one before it signed.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from exchange.db import make_engine, unit_of_work
+from exchange.integrity import check_integrity
 from exchange.logkey import load_log_key
 from exchange.signing import new_statement
 from ledger.audit import LogAuditor
 from ledger.merkle import tree_root
 from ledger.note import Ed25519Verifier
-from ledger.sql import SqlLedger
+from ledger.sql import LedgerCheckpointRow, SqlLedger
 from tests.conftest import Prepared
 from tests.integration.helpers import ORIGIN
 
@@ -51,19 +54,38 @@ def _writer(url: str, seed: bytes, worker: int, ready: multiprocessing.synchroni
     engine.dispose()
 
 
+ISSUERS, ISSUES = 2, 40
+
+
+def _issuer(
+    url: str, key_file: str, origin: str, ready: multiprocessing.synchronize.Barrier
+) -> None:
+    """What every worker's checkpoint schedule does, as fast as it can."""
+    engine = make_engine(url)
+    signer = load_log_key(Path(key_file), origin)
+    ready.wait()
+    for _ in range(ISSUES):
+        with unit_of_work(engine) as session:
+            SqlLedger(session).issue_checkpoint(signer)
+    engine.dispose()
+
+
 def test_several_processes_append_without_gaps_or_forks(prepared: Prepared, tmp_path: Path) -> None:
     url = prepared.settings.resolved_database_url
     seed = prepared.operator_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     context = multiprocessing.get_context("spawn")
-    ready = context.Barrier(WORKERS)
+    ready = context.Barrier(WORKERS + ISSUERS)
+    key_file = str(prepared.settings.resolved_log_key_file)
     processes = [
         context.Process(target=_writer, args=(url, seed, w, ready)) for w in range(WORKERS)
+    ] + [
+        context.Process(target=_issuer, args=(url, key_file, ORIGIN, ready)) for _ in range(ISSUERS)
     ]
     for process in processes:
         process.start()
     for process in processes:
         process.join(timeout=300)
-        assert process.exitcode == 0
+        assert process.exitcode == 0  # no issuer ever met a conflict
 
     per_worker = sum(1 if r % 2 else BATCH for r in range(ROUNDS))
     expected = 1 + WORKERS * per_worker
@@ -80,7 +102,11 @@ def test_several_processes_append_without_gaps_or_forks(prepared: Prepared, tmp_
         for (_, data), stored in zip(rows, leaves, strict=True):
             auditor.feed(data, stored_leaf_hash=stored)
         auditor.check_root(size=expected, root=head.root)
+        issued = session.exec(select(LedgerCheckpointRow)).all()
         signer = load_log_key(prepared.settings.resolved_log_key_file, prepared.settings.log_origin)
         checkpoint = ledger.issue_checkpoint(signer)
         assert checkpoint.size == expected
+    report = check_integrity(engine)  # every checkpoint's root is the tree's at its size
     engine.dispose()
+    assert report.ok, report.problems
+    assert len(issued) > 2

@@ -5,7 +5,7 @@ blob's stored bytes, keyed by (SHA-256, media type, document rule, code version)
 publishing compares claims with it instead of reading every byte again.
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-01 18:00:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -52,6 +52,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/anchor_bench.py` from the re
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
+from benchmarks.meta import git as _git  # noqa: E402
 from exchange.anchor_models import FINAL, ChainAnchor  # noqa: E402
 from exchange.anchoring import Anchorer, anchor_policy  # noqa: E402
 from exchange.context import Exchange  # noqa: E402
@@ -380,11 +381,6 @@ def run_model(gas_per_anchor: int, inclusion_seconds: float) -> list[dict[str, A
 
 
 # -- results -----------------------------------------------------------------------------------
-
-
-def _git(*command: str) -> str:
-    done = subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True)
-    return done.stdout.strip()
 
 
 def collect_meta(command: str) -> dict[str, Any]:

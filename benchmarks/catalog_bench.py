@@ -52,13 +52,15 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/catalog_bench.py` from anywhere
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.meta import git as _git  # noqa: E402
+from benchmarks.meta import version as _version  # noqa: E402
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -2235,22 +2237,6 @@ def run_search(
 # =============================================================================================
 # Metadata, Markdown
 # =============================================================================================
-
-
-def _git(*command: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *command], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def machine_info() -> dict[str, Any]:

@@ -30,7 +30,6 @@ import json
 import platform
 import random
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/licensing_bench.py` from the
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.ledger_bench import machine_info, percentile  # noqa: E402
+from benchmarks.meta import git as _git  # noqa: E402
 from licensing.compliance import (  # noqa: E402
     ComplianceReport,
     ManifestItem,
@@ -283,15 +283,6 @@ def run_decisions(
 
 
 # -- the report -----------------------------------------------------------------------------
-
-
-def _git(*command: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *command], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def meta(args: argparse.Namespace, command: str) -> dict[str, Any]:

@@ -21,13 +21,11 @@ import shlex
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,8 @@ if str(ROOT) not in sys.path:  # `python benchmarks/run.py` from the repository 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import ledger_bench as lb  # noqa: E402
+from benchmarks.meta import git as _git  # noqa: E402
+from benchmarks.meta import version as _version  # noqa: E402
 from exchange.db import upgrade  # noqa: E402
 
 ALL = ("append", "build", "proofs", "audit", "scale", "merkle")
@@ -147,22 +147,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 # -- metadata --------------------------------------------------------------------------------
-
-
-def _git(*command: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *command], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def _pg_version() -> str:

@@ -82,6 +82,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from benchmarks import loadgen  # noqa: E402
 from benchmarks.ledger_bench import machine_info, percentile  # noqa: E402
 from benchmarks.loadgen import Endpoint, Request  # noqa: E402
+from benchmarks.meta import git as _git  # noqa: E402
 from exchange.client import ExchangeClient  # noqa: E402
 from licensing.terms import PURPOSES, Price, Terms  # noqa: E402
 
@@ -1477,15 +1478,6 @@ def _resumed_ranges(base: str, path: str, *, size: int, stored: Path) -> list[di
 # =============================================================================================
 # The report
 # =============================================================================================
-
-
-def _git(*command: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *command], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def _pg_version() -> str:

@@ -46,7 +46,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,8 @@ import httpx  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
 from benchmarks.ledger_bench import machine_info  # noqa: E402
+from benchmarks.meta import git as _git  # noqa: E402
+from benchmarks.meta import version as _version  # noqa: E402
 from exchange.client import ClientError, ExchangeClient  # noqa: E402
 from exchange.settings import Settings  # noqa: E402
 from exchange.setup import initialise  # noqa: E402
@@ -457,22 +458,6 @@ def _state_after(store: WitnessStore, origin: str) -> LogState | None:
 
 
 # -- results -----------------------------------------------------------------------------------
-
-
-def _git(*command: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *command], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def collect_meta(args: argparse.Namespace, command: str) -> dict[str, Any]:

@@ -234,6 +234,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn's log level: info logs every request, warning does not.")
+    ] = "info",
 ) -> None:
     """Run the HTTP API on a prepared data dir."""
     import uvicorn
@@ -256,7 +259,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
-        log_level="info",
+        log_level=log_level,
     )
 
 

@@ -40,7 +40,7 @@ from exchange.evaluation import decide_use
 from exchange.models import Delivery, Member
 from exchange.statements import exchange_statement, record_statement
 from ledger.audit import OPERATOR
-from ledger.entry import Entry, format_time
+from ledger.entry import format_time
 from ledger.note import Ed25519Signer
 from licensing.evaluation import Use
 from licensing.models import Agreement
@@ -278,4 +278,4 @@ def version_exists(session: Session, version_id: str) -> None:
         raise NotFound(f"no version {version_id!r}")
 
 
-__all__ = ["DELIVERED", "DeliveryRequest", "DownloadClaims", "Entry", "check_download", "deliver"]
+__all__ = ["DELIVERED", "DeliveryRequest", "DownloadClaims", "check_download", "deliver"]

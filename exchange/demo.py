@@ -101,8 +101,8 @@ def run_demo(server: str, folder: Path, *, echo: Callable[[str], None] = print) 
     tour = Tour(server, folder.resolve(), echo)
     _members(tour)
     version, offer = _provider(tour)
-    agreement = _buyer(tour, version, offer)
-    _audit(tour, version, agreement)
+    _buyer(tour, version, offer)
+    _audit(tour)
     _save(tour)
     return tour
 
@@ -164,7 +164,7 @@ def _provider(tour: Tour) -> tuple[str, str]:
     return version, offer["id"]
 
 
-def _buyer(tour: Tour, version: str, offer: str) -> str:
+def _buyer(tour: Tour, version: str, offer: str) -> None:
     tour.say("The operator credits bob; bob finds the corpus, buys a licence and fetches it.")
     tour.run("account", "deposit", "bob", "1000", "--reference", "demo-transfer-1")
     found = tour.run("catalog", "search", "cats", member="bob")
@@ -205,10 +205,9 @@ def _buyer(tour: Tour, version: str, offer: str) -> str:
         "SPDX 3.0 AI package in bob-cats-1b.spdx.json"
     )
     tour.members["bob"]["attestation"] = str(checked["attestation_seq"])
-    return str(bought["id"])
 
 
-def _audit(tour: Tour, version: str, agreement: str) -> None:
+def _audit(tour: Tour) -> None:
     tour.say("audrey, an auditor, verifies the attestation offline, then the whole log.")
     seq = tour.members["bob"]["attestation"]
     tour.run("compliance", "bundle", seq, "--out", "attestation.json", member="audrey")
@@ -222,7 +221,6 @@ def _audit(tour: Tour, version: str, agreement: str) -> None:
         f"{audited['size']} entries: every signature, chain link and role checked, "
         f"root {audited['root'][:16]}… matches the signed checkpoint"
     )
-    del version, agreement
 
 
 def _save(tour: Tour) -> None:

@@ -38,7 +38,7 @@ from exchange.settlement import (
 )
 from exchange.statements import StatementPolicy, check_statement, record_statement
 from ledger.audit import OPERATOR
-from ledger.entry import Entry, SignedStatement, format_time, parse_time
+from ledger.entry import SignedStatement, format_time, parse_time
 from ledger.errors import FormatError
 from licensing.errors import LicensingError
 from licensing.iris import AGREEMENT_PREFIX, OFFER_PREFIX
@@ -698,7 +698,6 @@ def _refuse_second_acceptance(session: Session, offer: Offer, buyer: str, versio
 
 
 __all__ = [
-    "Entry",
     "OfferTerms",
     "accept_offer",
     "agreement_body",

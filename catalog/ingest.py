@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import stat
+import tempfile
 import threading
 import unicodedata
 from collections import deque
@@ -442,12 +443,19 @@ def _worker_ingest(
             _worker_queue.put((name, pending))
 
 
+_SUN_PATH = 107  # bytes of a Unix socket path on Linux, less the final NUL
+_FORKSERVER_SOCKET_NAME = 40  # what multiprocessing adds: "/pymp-XXXXXXXX/listener-XXXXXXXX"
+
+
 def pool_context() -> BaseContext:
     """How ingestion starts worker processes: a fork server that has imported this module
     (never a plain fork of a possibly multi-threaded caller)."""
     # Never fork: the parent may be a server with threads (and pyarrow's thread pools). The fork
-    # server imports this module once, so each worker starts with pyarrow already loaded.
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    # server imports this module once, so each worker starts with pyarrow already loaded. It
+    # listens on a Unix socket in the temp dir, whose path must fit in sun_path: under a deep
+    # TMPDIR spawn instead (slower to start, the same workers).
+    fits = len(tempfile.gettempdir()) + _FORKSERVER_SOCKET_NAME < _SUN_PATH
+    if fits and "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
         return context

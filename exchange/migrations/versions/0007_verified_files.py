@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(length=500), nullable=False),
         sa.Column("manifest", sa.LargeBinary(), nullable=False),
         sa.Column("sketch", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("length(sha256) = 64", name="ck_verified_file_sha256"),
         sa.PrimaryKeyConstraint("sha256", "media_type", "document_rule", "derivation"),
     )

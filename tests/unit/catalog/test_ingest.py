@@ -391,3 +391,22 @@ def test_parquet_long_documents_after_nested_columns(tmp_path: Path) -> None:
     f = ingest_file(tmp_path / "a.parquet", name="a.parquet")
     assert f.records == 60
     assert f.document_root == root_of([d.encode() for d in documents])
+
+
+def test_under_a_deep_temp_dir_workers_are_spawned_and_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork server's socket would not fit in a Unix socket path there (a server with a deep
+    TMPDIR failed every upload with 'AF_UNIX path too long')."""
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    from catalog.ingest import pool_context
+
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    context = pool_context()
+    assert context.get_start_method() == "spawn"
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        assert pool.submit(len, "abc").result(timeout=120) == 3

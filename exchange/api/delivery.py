@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -134,6 +135,13 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _attachment(name: str) -> str:
+    """A Content-Disposition for a file's base name: RFC 6266 with RFC 8187 UTF-8 encoding (a
+    name may hold quotes or any Unicode)."""
+    base = name.rsplit("/", 1)[-1]
+    return f"attachment; filename*=UTF-8''{quote(base, safe='')}"
+
+
 @router.get(
     "/downloads/{token}",
     response_class=StreamingResponse,
@@ -159,7 +167,7 @@ def download(
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": f'"{claims.sha256}"',
-        "Content-Disposition": f'attachment; filename="{claims.name.rsplit("/", 1)[-1]}"',
+        "Content-Disposition": _attachment(claims.name),
         "Cache-Control": "private, no-store",
     }
     start, end = byte_range or (0, claims.size)

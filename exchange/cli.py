@@ -14,19 +14,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from catalog.errors import CatalogError
-from exchange.audit import audit_local, audit_remote
 from exchange.chainkey import ChainKeyError
 from exchange.client import ClientError, ExchangeClient
-from exchange.db import NotMigratedError, check_migrated, make_engine, upgrade
-from exchange.errors import ExchangeError
+from exchange.errors import ExchangeError, NotMigratedError, WitnessConfigError
 from exchange.keys import (
     KeyFileError,
     key_id,
@@ -39,7 +36,6 @@ from exchange.logkey import LogKeyError, load_log_key
 from exchange.profile import DEFAULT_SERVER, Profile, config_dir, load_profile, save_profile
 from exchange.settings import Settings, SettingsError, load_settings, load_witness_settings
 from exchange.witness_store import WitnessError
-from exchange.witnessing import WitnessConfigError
 from ledger.canonical import parse_json
 from ledger.entry import b64encode, key_id_for
 from ledger.errors import LedgerError
@@ -47,7 +43,6 @@ from ledger.note import CosignatureVerifier, Ed25519Verifier
 from ledger.policy import PolicyWitness, WitnessPolicy
 from ledger.proofbundle import ProofBundle, verify_proof_bundle
 from licensing.errors import LicensingError
-from storage import StorageError
 
 app = typer.Typer(
     help="Corpus Exchange: trade text corpora with a verifiable provenance ledger.",
@@ -293,6 +288,8 @@ def demo(
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Apply all migrations to the configured database."""
+    from exchange.db import upgrade
+
     settings = settings_for(data_dir)
     upgrade(settings.resolved_database_url)
     emit(
@@ -306,6 +303,7 @@ def db_check(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
 
     Reads one snapshot, so it may run while the exchange serves. Exits 0 if everything agrees,
     3 if not (each disagreement is listed)."""
+    from exchange.db import check_migrated, make_engine
     from exchange.integrity import check_integrity
 
     settings = settings_for(data_dir)
@@ -1999,6 +1997,9 @@ def audit_verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-check every entry, chain link and signature, and the root against the checkpoint."""
+    from exchange.audit import audit_local, audit_remote
+    from exchange.db import make_engine
+
     state_dir = config_dir() / "audit"
     policy = _audit_policy(witness or [], quorum, policy_file)
     if vkey is None and policy.logs:
@@ -2465,10 +2466,8 @@ def witness_serve(
 
 # -- entry point -------------------------------------------------------------------------------
 
-USER_ERRORS = (
-    CatalogError,
+USER_ERRORS: tuple[type[Exception], ...] = (
     LicensingError,
-    StorageError,
     CliError,
     ClientError,
     ExchangeError,
@@ -2484,20 +2483,35 @@ USER_ERRORS = (
 )
 
 
+LOADED_USER_ERRORS = (("catalog.errors", "CatalogError"), ("storage.errors", "StorageError"))
+"""User errors of packages the CLI does not load at start (pyarrow and boto3 take most of a
+second): a command that raised one has loaded its module."""
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    loaded = [getattr(sys.modules[m], name) for m, name in LOADED_USER_ERRORS if m in sys.modules]
+    return USER_ERRORS + tuple(loaded)
+
+
 def main() -> None:
     """Run the CLI; typer reports usage errors itself (exit 2), ours are one line (exit 1)."""
     try:
         app()
-    except USER_ERRORS as failure:
+    except Exception as failure:
+        if not isinstance(failure, user_errors()):
+            _internal_error(failure)
         message = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
         err.print(f"error: {message}", highlight=False, markup=False)
         sys.exit(1)
-    except Exception as bug:  # a bug of ours: still one line, with a way to see more
-        if os.environ.get("CORPUSX_DEBUG"):
-            raise
-        err.print(
-            f"internal error: {type(bug).__name__}: {bug} (set CORPUSX_DEBUG=1 for details)",
-            highlight=False,
-            markup=False,
-        )
-        sys.exit(2)
+
+
+def _internal_error(bug: Exception) -> NoReturn:
+    """A bug of ours: still one line, with a way to see more (exit 2)."""
+    if os.environ.get("CORPUSX_DEBUG"):
+        raise bug
+    err.print(
+        f"internal error: {type(bug).__name__}: {bug} (set CORPUSX_DEBUG=1 for details)",
+        highlight=False,
+        markup=False,
+    )
+    sys.exit(2)

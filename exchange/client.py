@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from exchange import licences
 from exchange.signing import new_statement
 from ledger.entry import SignedStatement, format_time
+from licensing import statements
 from licensing.attestation import ATTESTED, attestation_body
 from licensing.compliance import ComplianceReport, TrainingManifest
 from licensing.terms import Price, Terms
@@ -231,8 +231,8 @@ class ExchangeClient:
         buyer: str | None = None,
     ) -> Any:
         now = datetime.now(UTC)
-        body = licences.offer_body(
-            offer_id=licences.new_offer_id(),
+        body = statements.offer_body(
+            offer_id=statements.new_offer_id(),
             dataset=dataset,
             version=version,
             terms=terms,
@@ -241,7 +241,7 @@ class ExchangeClient:
             valid_until=format_time(valid_until) if valid_until else None,
             buyer=buyer,
         )
-        return self.signed_post("/offers", licences.OFFER_PUBLISHED, body, now=now)
+        return self.signed_post("/offers", statements.OFFER_PUBLISHED, body, now=now)
 
     def offers(self, **params: Any) -> Any:
         return self.get_json("/offers", **{k: v for k, v in params.items() if v is not None})
@@ -251,7 +251,7 @@ class ExchangeClient:
 
     def withdraw_offer(self, offer_id: str, reason: str) -> Any:
         body = {"offer": offer_id, "reason": reason}
-        return self.signed_post(f"/offers/{offer_id}/withdraw", licences.OFFER_WITHDRAWN, body)
+        return self.signed_post(f"/offers/{offer_id}/withdraw", statements.OFFER_WITHDRAWN, body)
 
     def buy(self, offer_id: str, *, version: str | None = None) -> Any:
         """Accept an offer for one exact version: sign the agreement and pay.
@@ -267,14 +267,14 @@ class ExchangeClient:
             if target is None:
                 raise ClientError(f"dataset {offer['dataset']} has no published version to buy")
         now = datetime.now(UTC)
-        body = licences.agreement_body(
+        body = statements.agreement_body(
             offer,
-            agreement_id=licences.new_agreement_id(),
+            agreement_id=statements.new_agreement_id(),
             buyer=self.require_member(),
             version=target,
             at=format_time(now),
         )
-        return self.signed_post(f"/offers/{offer_id}/accept", licences.GRANTED, body, now=now)
+        return self.signed_post(f"/offers/{offer_id}/accept", statements.GRANTED, body, now=now)
 
     def _check_offer_entry(self, offer: dict[str, Any]) -> None:
         entry = self.entry(offer["published_seq"])["entry"]
@@ -289,7 +289,7 @@ class ExchangeClient:
             "buyer": offer["buyer"],
         }
         if (
-            statement["type"] != licences.OFFER_PUBLISHED
+            statement["type"] != statements.OFFER_PUBLISHED
             or statement["member"] != offer["provider"]
             or any(signed.get(k) != v for k, v in expected.items())
         ):
@@ -306,7 +306,7 @@ class ExchangeClient:
 
     def revoke_licence(self, agreement_id: str, reason: str) -> Any:
         body = {"agreement": agreement_id, "reason": reason}
-        return self.signed_post(f"/licences/{agreement_id}/revoke", licences.REVOKED, body)
+        return self.signed_post(f"/licences/{agreement_id}/revoke", statements.REVOKED, body)
 
     def may(self, **params: Any) -> Any:
         return self.get_json("/may", **{k: v for k, v in params.items() if v is not None})

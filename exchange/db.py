@@ -19,9 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
 
-
-class NotMigratedError(RuntimeError):
-    """The database schema is not at the code's revision."""
+from exchange.errors import NotMigratedError
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -7,6 +7,9 @@ ExchangeError               400
  ├── NotFound               404
  ├── Conflict               409  a replayed nonce, a name already taken
  └── Unavailable            503  retryable overload (the HTTP layer adds Retry-After)
+
+Not HTTP errors (they stop a command or the server's start): NotMigratedError, the database
+schema is not at the code's revision; WitnessConfigError, the witness settings are wrong.
 """
 
 from __future__ import annotations
@@ -49,3 +52,11 @@ class Conflict(ExchangeError):
 class Unavailable(ExchangeError):
     status = 503
     title = "Temporarily unavailable"
+
+
+class NotMigratedError(RuntimeError):
+    """The database schema is not at the code's revision."""
+
+
+class WitnessConfigError(Exception):
+    """The witness settings (CORPUSX_WITNESSES, CORPUSX_WITNESS_POLICY, ...) are wrong."""

@@ -2,19 +2,18 @@
 
 Each use case checks a signed statement and writes its rows, its ledger entry and (for a
 purchase) the money's journal transaction in one database transaction. The statement bodies are
-built by the functions here on both sides — the client signs ``agreement_body(...)`` and the
-server recomputes it from the offer it holds — so a buyer signs exactly the terms, price and fee
-that the exchange records, or the purchase is refused. ``docs/ledger.md`` §5 specifies the
+built by ``licensing.statements`` on both sides — the client signs ``agreement_body(...)`` and
+the server recomputes it from the offer it holds — so a buyer signs exactly the terms, price and
+fee that the exchange records, or the purchase is refused. ``docs/ledger.md`` §5 specifies the
 bodies; ``docs/licensing.md`` the terms.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_
@@ -43,104 +42,25 @@ from ledger.errors import FormatError
 from licensing.errors import LicensingError
 from licensing.iris import AGREEMENT_PREFIX, OFFER_PREFIX
 from licensing.models import AGREEMENT_ID, OFFER_ID, Agreement, Offer
+from licensing.statements import (
+    AGREEMENT_FIELDS,
+    GRANTED,
+    OFFER_FIELDS,
+    OFFER_PUBLISHED,
+    OFFER_WITHDRAWN,
+    REVOKED,
+    agreement_body,
+)
 from licensing.terms import Price, Terms
 
-OFFER_PUBLISHED, OFFER_WITHDRAWN = "offer.published", "offer.withdrawn"
-GRANTED, REVOKED = "licence.granted", "licence.revoked"
 AUDITOR = "auditor"
 MAX_REASON = 500
 _OFFER_ID, _AGREEMENT_ID = re.compile(OFFER_ID), re.compile(AGREEMENT_ID)
-OFFER_FIELDS = (
-    "offer",
-    "dataset",
-    "version",
-    "terms",
-    "price",
-    "valid_from",
-    "valid_until",
-    "buyer",
-)
-AGREEMENT_FIELDS = (
-    "agreement",
-    "offer",
-    "offer_seq",
-    "assigner",
-    "assignee",
-    "dataset",
-    "target",
-    "terms",
-    "price",
-    "fee",
-    "valid_from",
-    "valid_until",
-)
-
-
-def new_offer_id() -> str:
-    return "off_" + secrets.token_hex(12)
-
-
-def new_agreement_id() -> str:
-    return "agr_" + secrets.token_hex(12)
 
 
 def fee_for(price: int, fee_bps: int) -> int:
     """The exchange's share of a price, in whole credits (rounded down: never above the rate)."""
     return price * fee_bps // 10_000
-
-
-# -- statement bodies (built the same way by the client and the server) -----------------------
-
-
-def offer_body(
-    *,
-    offer_id: str,
-    dataset: str,
-    version: str | None,
-    terms: Terms,
-    price: Price,
-    valid_from: str,
-    valid_until: str | None,
-    buyer: str | None,
-) -> dict[str, Any]:
-    return {
-        "offer": offer_id,
-        "dataset": dataset,
-        "version": version,
-        "terms": terms.to_json(),
-        "price": price.to_json(),
-        "valid_from": valid_from,
-        "valid_until": valid_until,
-        "buyer": buyer,
-    }
-
-
-def agreement_body(
-    offer: dict[str, Any], *, agreement_id: str, buyer: str, version: str, at: str
-) -> dict[str, Any]:
-    """The agreement a buyer signs for ``offer`` (as ``offer_public`` serves it) at time ``at``.
-
-    It is valid from the moment the buyer signs; terms with a duration end it that many days
-    later (the offer's own ``valid_until`` only closes the offer to new buyers).
-    """
-    terms = Terms.from_json(offer["terms"])
-    valid_until = None
-    if terms.duration_days is not None:
-        valid_until = format_time(parse_time(at) + timedelta(days=terms.duration_days))
-    return {
-        "agreement": agreement_id,
-        "offer": offer["id"],
-        "offer_seq": offer["published_seq"],
-        "assigner": offer["provider"],
-        "assignee": buyer,
-        "dataset": offer["dataset"],
-        "target": version,
-        "terms": offer["terms"],
-        "price": offer["price"],
-        "fee": offer["fee"],
-        "valid_from": at,
-        "valid_until": valid_until,
-    }
 
 
 def offer_public(
@@ -700,13 +620,9 @@ def _refuse_second_acceptance(session: Session, offer: Offer, buyer: str, versio
 __all__ = [
     "OfferTerms",
     "accept_offer",
-    "agreement_body",
     "agreement_public",
     "agreements_of",
     "fee_for",
-    "new_agreement_id",
-    "new_offer_id",
-    "offer_body",
     "offer_public",
     "publish_offer",
     "revoke_agreement",

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
 
+from exchange.errors import WitnessConfigError
 from exchange.models import WitnessCosignature
 from exchange.settings import Settings
 from ledger.errors import LedgerError
@@ -57,10 +58,6 @@ SCAN_PAGE = 200
 
 # A vkey of an Ed25519 key: name, 8 hex digits, base64 of 33 bytes (44 characters, no '=').
 _ENTRY = re.compile(r"(?P<vkey>[^\s+]+\+[0-9a-fA-F]{8}\+[A-Za-z0-9+/]{44})=(?P<url>\S+)")
-
-
-class WitnessConfigError(Exception):
-    """The witness settings (CORPUSX_WITNESSES, CORPUSX_WITNESS_POLICY, ...) are wrong."""
 
 
 # -- configuration -------------------------------------------------------------------------

@@ -6,8 +6,11 @@
         for chunk in reader: ...
 
 See docs/storage.md for the key layout and the integrity guarantees, and ``storage.errors``
-for the error tree.
+for the error tree. ``S3Store`` (and with it boto3, which loads slowly) is imported on first use.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from storage._streams import Readable, Source
 from storage.digests import blob_key, digest_from_key, validate_digest
@@ -30,7 +33,18 @@ from storage.interfaces import (
     WritesBlobs,
 )
 from storage.local import LocalStore
-from storage.s3 import S3Store
+
+if TYPE_CHECKING:
+    from storage.s3 import S3Store
+
+
+def __getattr__(name: str) -> Any:
+    if name != "S3Store":
+        raise AttributeError(f"module 'storage' has no attribute {name!r}")
+    value = importlib.import_module("storage.s3").S3Store
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BlobInfo",

@@ -8,7 +8,6 @@ from urllib.parse import unquote, urlsplit
 from storage.errors import InvalidRequest
 from storage.interfaces import BlobStore
 from storage.local import LocalStore
-from storage.s3 import S3Store
 
 
 def open_store(url: str, **options: Any) -> BlobStore:
@@ -26,6 +25,8 @@ def open_store(url: str, **options: Any) -> BlobStore:
         if parts.scheme == "s3":
             if not parts.netloc or parts.query or parts.fragment:
                 raise InvalidRequest(f"an S3 store URL is s3://bucket[/prefix], not {url!r}")
+            from storage.s3 import S3Store  # boto3 loads slowly: only for an S3 store
+
             return S3Store.connect(parts.netloc, unquote(parts.path), **options)
         if parts.scheme == "file":
             if parts.netloc not in ("", "localhost") or not parts.path:

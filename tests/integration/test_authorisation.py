@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from catalog.ingest import ingest, scan
-from exchange import licences
 from exchange.client import ClientError
 from exchange.delivery import DownloadClaims
 from exchange.keys import raw_public_key
@@ -42,6 +41,7 @@ from exchange.lineage import Declared
 from exchange.publisher import publish_corpus
 from exchange.publishing import PUBLISHED, statement_body
 from ledger.entry import b64encode, format_time, key_id_for
+from licensing import statements as licences
 from licensing.attestation import ATTESTED, attestation_body
 from licensing.compliance import ComplianceReport, TrainingManifest
 from licensing.terms import Price

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from exchange import licences
 from exchange.publishing import statement_body
 from ledger.entry import format_time
+from licensing import statements as licences
 from licensing.terms import Price
 from tests.conftest import LiveServer
 from tests.integration.helpers import ORIGIN, Member, register, statement

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from exchange import licences
 from exchange.client import ClientError
 from ledger.entry import format_time
-from licensing.terms import Terms
+from licensing import statements as licences
+from licensing.terms import Price, Terms
 from tests.conftest import LiveServer
 from tests.integration.helpers import statement
 from tests.integration.market import TRAINING_NC, Market, open_market
@@ -243,7 +243,7 @@ def test_offers_are_the_provider_s_and_private_ones_are_private(
     before = _state(market)
     _refused(
         lambda: other.client.publish_offer(
-            dataset="cat-facts", version=None, terms=TRAINING_NC, price=licences.Price(1)
+            dataset="cat-facts", version=None, terms=TRAINING_NC, price=Price(1)
         ),
         403,
         "belongs to acme",

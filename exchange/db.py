@@ -17,6 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from exchange.errors import NotMigratedError
@@ -91,8 +92,15 @@ def check_migrated(engine: Engine) -> None:
     """Refuse to run on a database that is not at the code's migration head."""
     script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
     head = script.get_current_head()
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as exc:  # no such file or server, refused, wrong password, ...
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        raise NotMigratedError(
+            f"cannot open the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"{reason} (is this a data dir made by `corpusx init`?)"
+        ) from None
     if current != head:
         raise NotMigratedError(
             f"the database at {engine.url.render_as_string(hide_password=True)} is at migration "

@@ -73,6 +73,7 @@ class Cli:
         assert "Traceback" not in done.stderr, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
+        assert not lines[0].startswith("internal error"), lines[0]  # a bug, not bad input
         return lines[0]
 
 

@@ -253,11 +253,18 @@ def test_verify_proof_accepts_another_logs_bundles(cli: Cli) -> None:
         ),
         (["member", "list", "--server", "http://127.0.0.1:9"], "cannot reach"),
         (["audit", "verify", "--local", "--data-dir", "nothing-here"], "cannot read the log key"),
+        (["blobs", "unreferenced", "--data-dir", "nothing/here"], "cannot open the database"),
+        (["db", "check", "--data-dir", "nothing/here"], "cannot open the database"),
+        (  # the catalogue's errors are one line too, though the CLI loads them late
+            ["audit", "verify-document", "not-a-bundle.json", "--vkey", TESSERA_VKEY],
+            "a document proof has exactly the fields",
+        ),
     ],
 )
 def test_bad_input_gets_one_line_and_a_nonzero_exit(cli: Cli, args: list[str], words: str) -> None:
     (cli.home / "garbage.tlog-proof").write_text("c2sp.org/tlog-proof@v1\nindex x\n\nnope\n")
     (cli.home / "t.bin").write_bytes(b"entry")
+    (cli.home / "not-a-bundle.json").write_text('{"x": 1}')
     assert words in cli.fails(*args)
 
 

@@ -37,7 +37,11 @@ from exchange.audit import audit_local
 from exchange.client import ClientError, ExchangeClient
 from exchange.db import make_engine
 from exchange.integrity import check_integrity
-from exchange.licences import (
+from exchange.logkey import load_log_key
+from exchange.publisher import publication_request, publish_corpus
+from ledger.entry import format_time
+from licensing.models import Agreement, Offer
+from licensing.statements import (
     GRANTED,
     OFFER_PUBLISHED,
     agreement_body,
@@ -45,10 +49,6 @@ from exchange.licences import (
     new_offer_id,
     offer_body,
 )
-from exchange.logkey import load_log_key
-from exchange.publisher import publication_request, publish_corpus
-from ledger.entry import format_time
-from licensing.models import Agreement, Offer
 from licensing.terms import Price, Terms
 from tests.deployment import Deployment
 from tests.market_load import Trader, operator, register_trader, write_corpus

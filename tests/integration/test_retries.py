@@ -19,7 +19,11 @@ from catalog.ingest import ingest, scan
 from exchange.client import ClientError, ExchangeClient
 from exchange.db import make_engine
 from exchange.integrity import check_integrity
-from exchange.licences import (
+from exchange.publisher import publication_request
+from ledger.entry import format_time
+from licensing.attestation import ATTESTED, attestation_body
+from licensing.compliance import ComplianceReport, TrainingManifest
+from licensing.statements import (
     GRANTED,
     OFFER_PUBLISHED,
     agreement_body,
@@ -27,10 +31,6 @@ from exchange.licences import (
     new_offer_id,
     offer_body,
 )
-from exchange.publisher import publication_request
-from ledger.entry import format_time
-from licensing.attestation import ATTESTED, attestation_body
-from licensing.compliance import ComplianceReport, TrainingManifest
 from licensing.terms import Price
 from tests.conftest import LiveServer
 from tests.integration.helpers import registration_body

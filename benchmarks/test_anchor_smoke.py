@@ -1,6 +1,6 @@
 """Smoke test of the anchoring benchmark at toy sizes: it runs and writes its results.
 
-Run explicitly (it is outside the default ``testpaths``)::
+Part of the default test run; by itself::
 
     pytest benchmarks/test_anchor_smoke.py
 

@@ -1,6 +1,6 @@
 """Smoke test of the licensing benchmark at toy sizes: it runs and writes its report.
 
-Run explicitly (it is outside the default ``testpaths``)::
+Part of the default test run; by itself::
 
     pytest benchmarks/test_licensing_smoke.py
 

@@ -1,6 +1,6 @@
 """Smoke test of the benchmark harness at toy sizes: it runs, and every correctness check holds.
 
-Run explicitly (it is outside the default ``testpaths``)::
+Part of the default test run; by itself::
 
     pytest benchmarks/test_smoke.py
 

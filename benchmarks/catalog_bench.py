@@ -1077,14 +1077,16 @@ def publish_once(
         "publish_s": total,
         "client_cpu_s": max(client_cpu, cli.get("cpu_s", 0.0)),
         "server_cpu_s": server_cpu,
-        **_steps(cli, server, total),
+        **_steps(cli, server, started, total),
         "records": result["records"],
         "version": result["id"],
     }
 
 
-def _steps(cli: dict[str, Any], server: list[dict[str, Any]], total: float) -> dict[str, Any]:
-    """Step times from the CLI's marks (seconds from the CLI's start) and the server's."""
+def _steps(
+    cli: dict[str, Any], server: list[dict[str, Any]], spawned: float, total: float
+) -> dict[str, Any]:
+    """Step times from the CLI's marks (``perf_counter`` readings) and the server's."""
     marks = cli["marks"]
 
     def spans(kind: str) -> list[tuple[float, float]]:
@@ -1103,7 +1105,9 @@ def _steps(cli: dict[str, Any], server: list[dict[str, Any]], total: float) -> d
     request = busy("publish_version")
     verify = on_server("verify_claims")
     steps = {
-        "cli_startup_s": publish_start - cli["started"],
+        # perf_counter is CLOCK_MONOTONIC, one clock for every process: ``spawned`` is the
+        # parent's reading just before it started the ``corpusx`` process.
+        "cli_startup_s": publish_start - spawned,
         "client_ingest_s": ingest_end - ingest_start,
         "uploads_busy_s": busy("upload_blob"),
         "uploads": len(uploads),
@@ -1119,7 +1123,7 @@ def _steps(cli: dict[str, Any], server: list[dict[str, Any]], total: float) -> d
         "server_find_overlaps_s": on_server("find_overlaps"),
         "server_index_version_s": on_server("index_version"),
         "server_transaction_and_rest_s": request - verify,
-        "cli_exit_s": total - (publish_end - cli["started"]),
+        "cli_exit_s": spawned + total - publish_end,
     }
     # The publisher's steps follow each other: ingest (with uploads in flight), the rest of
     # the uploads, then label + sign + the publish request.
@@ -2329,7 +2333,10 @@ def _size(n: int) -> str:
 
 
 STEP_ROWS = (
-    ("cli_startup_s", "`corpusx` start (Python, imports) until `publish_corpus`"),
+    (
+        "cli_startup_s",
+        "`corpusx` process start (Python, this script's and the CLI's imports) until `publish_corpus`",
+    ),
     ("client_ingest_s", "client ingest (`ingest`, 2 workers, uploads already running)"),
     ("upload_tail_s", "uploads still running after the ingest ended"),
     ("label_and_sign_s", "next label + signing"),
@@ -2344,7 +2351,7 @@ STEP_ROWS = (
     ("server_find_overlaps_s", "    of which `find_overlaps`"),
     ("server_index_version_s", "    of which `index_version` (overlap index rows)"),
     ("server_transaction_and_rest_s", "  transaction, commit, JSON (request − verification)"),
-    ("cli_exit_s", "`corpusx` exit"),
+    ("cli_exit_s", "`corpusx` after `publish_corpus` (output, exit)"),
 )
 OVERLAPPED_ROWS = (
     ("uploads_busy_s", "`PUT /blobs/{digest}` requests, added up (2 at a time)"),

@@ -649,17 +649,12 @@ class Exchange:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         from exchange.keys import raw_public_key
-        from ledger.entry import b64encode, key_id_for
+        from ledger.audit import registration_body
 
         key = Ed25519PrivateKey.generate()
-        public = raw_public_key(key)
-        body = {
-            "member": member_id,
-            "name": member_id.title(),
-            "roles": roles,
-            "public_key": b64encode(public),
-            "key_id": key_id_for(public),
-        }
+        body = registration_body(
+            member_id, raw_public_key(key), name=member_id.title(), roles=roles
+        )
         with self.operator() as operator:
             token = operator.register_member(body)["token"]
         return TimedClient(self.url, token=token, member=member_id, key=key, timeout=600)
@@ -670,17 +665,12 @@ class Exchange:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         from exchange.keys import raw_public_key
-        from ledger.entry import b64encode, key_id_for
+        from ledger.audit import registration_body
 
         key = Ed25519PrivateKey.generate()
-        public = raw_public_key(key)
-        body = {
-            "member": member_id,
-            "name": member_id.title(),
-            "roles": ["provider"],
-            "public_key": b64encode(public),
-            "key_id": key_id_for(public),
-        }
+        body = registration_body(
+            member_id, raw_public_key(key), name=member_id.title(), roles=["provider"]
+        )
         with self.operator() as operator:
             token = operator.register_member(body)["token"]
         key_file = self.data_dir / f"{member_id}.key"

@@ -45,14 +45,13 @@ from exchange.keys import raw_public_key
 from exchange.logkey import load_log_key
 from exchange.settings import Settings
 from exchange.setup import initialise
-from ledger.audit import LogAuditor
+from ledger.audit import LogAuditor, registration_body
 from ledger.canonical import canonical_bytes, parse_json
 from ledger.entry import (
     Entry,
     SignedStatement,
     Statement,
     b64decode,
-    b64encode,
     format_time,
     key_id_for,
     parse_time,
@@ -567,13 +566,9 @@ def make_corpus(entries: int, members: int, processes: int, log: Log = _print) -
     registrations = []
     for i in range(members):
         public = raw_public_key(derived_key(member_id(i)))
-        body = {
-            "member": member_id(i),
-            "name": f"Benchmark member {i}",
-            "roles": ["provider"],
-            "public_key": b64encode(public),
-            "key_id": key_id_for(public),
-        }
+        body = registration_body(
+            member_id(i), public, name=f"Benchmark member {i}", roles=["provider"]
+        )
         statement = Statement(
             type="member.registered",
             body=body,

@@ -410,17 +410,12 @@ class Server:
 
     def register(self, member_id: str, roles: list[str]) -> Member:
         from exchange.keys import raw_public_key
-        from ledger.entry import b64encode, key_id_for
+        from ledger.audit import registration_body
 
         key = Ed25519PrivateKey.generate()
-        public = raw_public_key(key)
-        body = {
-            "member": member_id,
-            "name": member_id.title(),
-            "roles": roles,
-            "public_key": b64encode(public),
-            "key_id": key_id_for(public),
-        }
+        body = registration_body(
+            member_id, raw_public_key(key), name=member_id.title(), roles=roles
+        )
         with self.operator() as operator:
             token = operator.register_member(body)["token"]
         return Member(member_id, key, token)

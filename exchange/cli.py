@@ -36,6 +36,7 @@ from exchange.logkey import LogKeyError, load_log_key
 from exchange.profile import DEFAULT_SERVER, Profile, config_dir, load_profile, save_profile
 from exchange.settings import Settings, SettingsError, load_settings, load_witness_settings
 from exchange.witness_store import WitnessError
+from ledger.audit import registration_body
 from ledger.canonical import parse_json
 from ledger.entry import b64encode, key_id_for
 from ledger.errors import LedgerError
@@ -431,13 +432,7 @@ def member_register(
     """Register a member (operators): records member.registered and prints its token once."""
     public = raw_public_key(load_public_key(pubkey))
     roles = sorted({r.strip() for value in role for r in value.split(",") if r.strip()})
-    body = {
-        "member": name,
-        "name": display_name or name,
-        "roles": roles,
-        "public_key": b64encode(public),
-        "key_id": key_id_for(public),
-    }
+    body = registration_body(name, public, name=display_name or name, roles=roles)
     with client_for(server, token, key, member, signing=True) as client:
         result = client.register_member(body)
     emit(
@@ -480,10 +475,7 @@ def member_add_key(
     public = raw_public_key(load_public_key(pubkey))
     with client_for(server, token, key, member, signing=True) as client:
         target = client.member or ""
-        result = client.add_key(
-            target,
-            {"member": target, "public_key": b64encode(public), "key_id": key_id_for(public)},
-        )
+        result = client.add_key(target, registration_body(target, public))
     emit(
         result,
         as_json,

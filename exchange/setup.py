@@ -13,7 +13,8 @@ from exchange.logkey import create_log_key, new_origin
 from exchange.members import bootstrap_operator
 from exchange.settings import Settings
 from exchange.signing import new_statement
-from ledger.entry import EXCHANGE, b64encode, key_id_for
+from ledger.audit import registration_body
+from ledger.entry import EXCHANGE
 from ledger.sql import SqlLedger
 
 
@@ -42,13 +43,7 @@ def initialise(
     public = raw_public_key(operator_key)
     genesis = new_statement(
         "member.registered",
-        {
-            "member": operator,
-            "name": operator_name,
-            "roles": ["operator"],
-            "public_key": b64encode(public),
-            "key_id": key_id_for(public),
-        },
+        registration_body(operator, public, name=operator_name, roles=["operator"]),
         member=operator,
         key=operator_key,
         log=origin,

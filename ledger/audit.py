@@ -22,6 +22,7 @@ from ledger.entry import (
     GENESIS_PREV,
     Entry,
     b64decode,
+    b64encode,
     is_member_id,
     key_id_for,
     signer_roles,
@@ -85,6 +86,20 @@ class MemberRegistration:
                 raise FormatError(f"roles must be a non-empty list drawn from {sorted(ROLES)}")
             roles = frozenset(raw)
         return cls(str(member), public_key, key_id, roles)
+
+
+def registration_body(
+    member: str, public_key: bytes, *, name: str | None = None, roles: Iterable[str] = ()
+) -> dict[str, object]:
+    """The body of ``member.registered`` (with ``name`` and ``roles``) or ``member.key.added``
+    (without): what :meth:`MemberRegistration.from_body` reads back."""
+    body: dict[str, object] = {"member": member}
+    if name is not None:
+        body["name"] = name
+        body["roles"] = list(roles)
+    body["public_key"] = b64encode(public_key)
+    body["key_id"] = key_id_for(public_key)
+    return body
 
 
 class LogAuditor:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from exchange.client import ClientError, ExchangeClient
 from exchange.keys import load_private_key
 from tests.deployment import Deployment
-from tests.integration.helpers import registration_body
+from tests.integration.helpers import new_member_body
 
 T = TypeVar("T")
 RETRYABLE = 503
@@ -54,7 +54,7 @@ def operator(deployment: Deployment) -> Trader:
 def register_trader(deployment: Deployment, member: str, roles: list[str]) -> Trader:
     key = Ed25519PrivateKey.generate()
     with operator(deployment).client() as client:
-        answer = client.register_member(registration_body(member, roles, key))
+        answer = client.register_member(new_member_body(member, roles, key))
     return Trader(deployment.url, member, answer["token"], _raw(key))
 
 

@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from exchange.client import ExchangeClient
 from exchange.keys import raw_public_key
 from exchange.signing import new_statement
-from ledger.entry import SignedStatement, b64encode, key_id_for
+from ledger.audit import registration_body
+from ledger.entry import SignedStatement
 from tests.conftest import TEST_ORIGIN
 
 ORIGIN = TEST_ORIGIN
@@ -33,20 +34,13 @@ class Member:
     client: ExchangeClient
 
 
-def registration_body(member_id: str, roles: list[str], key: Ed25519PrivateKey) -> dict[str, Any]:
-    public = raw_public_key(key)
-    return {
-        "member": member_id,
-        "name": member_id.title(),
-        "roles": roles,
-        "public_key": b64encode(public),
-        "key_id": key_id_for(public),
-    }
+def new_member_body(member_id: str, roles: list[str], key: Ed25519PrivateKey) -> dict[str, Any]:
+    return registration_body(member_id, raw_public_key(key), name=member_id.title(), roles=roles)
 
 
 def register(operator: ExchangeClient, server: str, member_id: str, roles: list[str]) -> Member:
     key = Ed25519PrivateKey.generate()
-    answer = operator.register_member(registration_body(member_id, roles, key))
+    answer = operator.register_member(new_member_body(member_id, roles, key))
     token = answer["token"]
     return Member(
         member_id, key, token, ExchangeClient(server, token=token, member=member_id, key=key)

@@ -21,7 +21,7 @@ from ledger.note import Ed25519Verifier
 from ledger.proofbundle import ProofBundle, verify_proof_bundle
 from ledger.tiles import decode_entry_bundle, decode_hash_tile
 from tests.conftest import PG_ADMIN, LiveServer
-from tests.integration.helpers import register, registration_body, statement
+from tests.integration.helpers import new_member_body, register, statement
 
 
 def size(live: LiveServer) -> int:
@@ -149,7 +149,7 @@ def test_refusals_write_nothing(live_server: LiveServer) -> None:
     )
     assert_problem(response, 422, "JSON")
 
-    body = registration_body("mallory", ["operator"], Ed25519PrivateKey.generate())
+    body = new_member_body("mallory", ["operator"], Ed25519PrivateKey.generate())
     by_buyer = statement("member.registered", body, member="bob", key=bob.key).to_json()
     assert_problem(post_raw(live_server, "/members", bob.token, by_buyer), 403, "only an operator")
 
@@ -165,9 +165,7 @@ def test_key_rotation_and_token_revocation(live_server: LiveServer) -> None:
     with live_server.operator() as operator:
         carol = register(operator, live_server.url, "carol", ["provider"])
     old_key, new_key = carol.key, Ed25519PrivateKey.generate()
-    carol.client.add_key(
-        "carol", registration_body("carol", ["provider"], new_key) | {"roles": None}
-    )
+    carol.client.add_key("carol", new_member_body("carol", ["provider"], new_key) | {"roles": None})
     carol.client.revoke_key(
         "carol",
         {"member": "carol", "key_id": carol.client.me()["keys"][0]["key_id"], "reason": "rotated"},
@@ -193,7 +191,7 @@ def test_member_cannot_change_anothers_keys(live_server: LiveServer) -> None:
         dave = register(operator, live_server.url, "dave", ["buyer"])
         register(operator, live_server.url, "erin", ["buyer"])
     before = size(live_server)
-    body = registration_body("erin", ["buyer"], Ed25519PrivateKey.generate())
+    body = new_member_body("erin", ["buyer"], Ed25519PrivateKey.generate())
     del body["roles"], body["name"]
     with pytest.raises(ClientError) as refused:
         dave.client.add_key("erin", body)
@@ -223,7 +221,7 @@ def test_operators_revoke_but_never_add_keys_of_others(live_server: LiveServer) 
     with live_server.operator() as operator:
         gina = register(operator, live_server.url, "gina", ["buyer"])
         before = size(live_server)
-        body = registration_body("gina", ["buyer"], Ed25519PrivateKey.generate())
+        body = new_member_body("gina", ["buyer"], Ed25519PrivateKey.generate())
         with pytest.raises(ClientError) as refused:
             operator.add_key("gina", body)
         assert refused.value.status == 403 and size(live_server) == before
@@ -242,7 +240,7 @@ def test_operators_revoke_but_never_add_keys_of_others(live_server: LiveServer) 
 def test_member_ids_are_exact_and_exchange_is_reserved(live_server: LiveServer) -> None:
     with live_server.operator() as operator:
         for bad in ["alice\n", "Not Valid", "exchange", "-x"]:
-            body = registration_body("placeholder", ["buyer"], Ed25519PrivateKey.generate())
+            body = new_member_body("placeholder", ["buyer"], Ed25519PrivateKey.generate())
             body["member"] = bad
             with pytest.raises(ClientError) as refused:
                 operator.register_member(body)

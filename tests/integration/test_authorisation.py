@@ -40,13 +40,14 @@ from exchange.keys import raw_public_key
 from exchange.lineage import Declared
 from exchange.publisher import publish_corpus
 from exchange.publishing import PUBLISHED, statement_body
-from ledger.entry import b64encode, format_time, key_id_for
+from ledger.audit import registration_body
+from ledger.entry import format_time, key_id_for
 from licensing import statements as licences
 from licensing.attestation import ATTESTED, attestation_body
 from licensing.compliance import ComplianceReport, TrainingManifest
 from licensing.terms import Price
 from tests.conftest import LiveServer
-from tests.integration.helpers import Member, registration_body, statement
+from tests.integration.helpers import Member, new_member_body, statement
 from tests.integration.market import TRAINING_NC
 from tests.integration.world import DPI_CARD, Call, World, open_world
 
@@ -125,8 +126,7 @@ def signed_post(
 
 
 def _new_key_body(member: str) -> dict[str, Any]:
-    public = raw_public_key(Ed25519PrivateKey.generate())
-    return {"member": member, "public_key": b64encode(public), "key_id": key_id_for(public)}
+    return registration_body(member, raw_public_key(Ed25519PrivateKey.generate()))
 
 
 def _revoke_fresh_key(w: World, m: Member) -> Call:
@@ -146,7 +146,7 @@ def _delete_fresh_token(w: World, m: Member) -> Call:
 
 
 def _register(w: World, m: Member) -> Call:
-    body = registration_body(f"m-{secrets.token_hex(4)}", ["buyer"], Ed25519PrivateKey.generate())
+    body = new_member_body(f"m-{secrets.token_hex(4)}", ["buyer"], Ed25519PrivateKey.generate())
     return Call("POST", "/members", json=w.signed(m, "member.registered", body))
 
 

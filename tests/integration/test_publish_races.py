@@ -21,7 +21,7 @@ from exchange.db import make_engine
 from exchange.integrity import check_integrity
 from exchange.publisher import publish_corpus
 from tests.conftest import LiveServer
-from tests.integration.helpers import Member, register, registration_body
+from tests.integration.helpers import Member, new_member_body, register
 from tests.market_load import write_corpus
 
 ROUNDS = 5
@@ -85,7 +85,7 @@ def test_racing_registrations_of_a_member(live_server: LiveServer) -> None:
     operator = live_server.operator()
     for round_ in range(ROUNDS):
         bodies = [
-            registration_body(f"twin-{round_}", ["buyer"], Ed25519PrivateKey.generate())
+            new_member_body(f"twin-{round_}", ["buyer"], Ed25519PrivateKey.generate())
             for _ in (0, 1)
         ]
         calls: list[Callable[[], object]] = [

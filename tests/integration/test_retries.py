@@ -33,7 +33,7 @@ from licensing.statements import (
 )
 from licensing.terms import Price
 from tests.conftest import LiveServer
-from tests.integration.helpers import registration_body
+from tests.integration.helpers import new_member_body
 from tests.integration.market import TRAINING_NC, Market, open_market
 from tests.market_load import write_corpus
 
@@ -128,7 +128,7 @@ def test_every_signed_request_sent_twice_is_recorded_once(
             operator,
             "/members",
             "member.registered",
-            registration_body("dora", ["buyer"], Ed25519PrivateKey.generate()),
+            new_member_body("dora", ["buyer"], Ed25519PrivateKey.generate()),
         ),
         lambda: _signed(
             operator,

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger.audit import AuditFailure, LogAuditor
+from ledger.audit import AuditFailure, LogAuditor, MemberRegistration, registration_body
 from ledger.entry import Entry, Statement, b64encode, key_id_for, sign_statement
 from ledger.merkle import tree_root
 
@@ -201,3 +201,20 @@ def test_statements_for_another_log_are_caught() -> None:
     log.add("attest.x", {}, "alice", ALICE_KEY, log="other.example/log")
     caught = failure(log)
     assert caught.seq == 2 and "another log" in caught.reason
+
+
+def test_registration_bodies_read_back_as_written() -> None:
+    public = raw(ALICE_KEY)
+    body = registration_body("alice", public, name="Alice", roles=["provider", "buyer"])
+    assert body == {
+        "member": "alice",
+        "name": "Alice",
+        "roles": ["provider", "buyer"],
+        "public_key": b64encode(public),
+        "key_id": key_id_for(public),
+    }
+    read = MemberRegistration.from_body(body, with_roles=True)
+    assert (read.member, read.public_key, read.roles) == ("alice", public, {"provider", "buyer"})
+    added = registration_body("alice", public)  # member.key.added: no name, no roles
+    assert set(added) == {"member", "public_key", "key_id"}
+    assert MemberRegistration.from_body(added, with_roles=False).key_id == key_id_for(public)

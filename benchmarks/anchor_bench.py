@@ -264,7 +264,7 @@ def run_gas(workdir: Path) -> dict[str, Any]:
     with running_anvil() as node:
         chain = EvmChain(node.url, private_key=KEY)
         deployment = chain.deploy(contract_artifact().bytecode)
-        deploy_gas = int(node.rpc("eth_getTransactionReceipt", deployment.tx_hash)["gasUsed"], 16)
+        deploy_gas = int(mined_receipt(node, deployment.tx_hash)["gasUsed"], 16)
         chain = EvmChain(node.url, contract=deployment.contract, private_key=KEY)
         per_origin = []
         for length in (20, 26, 32, 33, 64, 200):
@@ -273,11 +273,23 @@ def run_gas(workdir: Path) -> dict[str, Any]:
             for size in (1, 1_000, 2**40):
                 root = os.urandom(32)
                 tx = chain.broadcast(chain.prepare(Checkpoint(origin, size, root)).raw)
-                receipt = node.rpc("eth_getTransactionReceipt", tx)
+                receipt = mined_receipt(node, tx)
                 assert int(receipt["status"], 16) == 1
                 used.append(int(receipt["gasUsed"], 16))
             per_origin.append({"origin_length": length, "gas": used})
     return {"deployment": deploy_gas, "anchor": per_origin}
+
+
+def mined_receipt(node: Anvil, tx_hash: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The transaction's receipt once the node has one: even an automining anvil may answer
+    ``null`` for a moment after the send."""
+    deadline = time.monotonic() + timeout
+    while (receipt := node.rpc("eth_getTransactionReceipt", tx_hash)) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{tx_hash} was not mined within {timeout:.0f} s")
+        time.sleep(0.05)
+    result: dict[str, Any] = receipt
+    return result
 
 
 def anchor_gas(gas: dict[str, Any], length: int = len(ORIGIN)) -> int:

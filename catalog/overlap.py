@@ -47,6 +47,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,12 @@ from catalog.manifest import is_version_id
 from catalog.readers import Batch
 from ledger.canonical import canonical_bytes, parse_json
 from ledger.errors import FormatError
+
+_native: ModuleType | None
+try:  # the compiled inner loops (catalog/_sketch.c); numpy computes the same values without it
+    import catalog._sketch as _native
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _native = None
 
 __all__ = [
     "BANDS",
@@ -314,12 +321,29 @@ def _group_shingles(texts: Sequence[str | bytes]) -> tuple[U64, npt.NDArray[np.i
             codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     if not len(codes):
         return np.empty(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.intp)
+    if _native is not None:
+        return _native_shingles(codes, texts)
     starts, ends = _token_spans(codes)
     tokens = _span_hashes(codes, starts, ends)
     lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.intp, count=len(texts))
     text_starts = np.cumsum(lengths) - lengths
     owner = np.searchsorted(text_starts, starts, side="right") - 1
     return _combine(tokens, owner, len(texts))
+
+
+def _native_shingles(
+    codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32], texts: Sequence[str | bytes]
+) -> tuple[U64, npt.NDArray[np.intp]]:
+    """What the rest of _group_shingles computes, in one compiled pass (catalog/_sketch.c)."""
+    assert _native is not None
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.intp, count=len(texts))
+    out = np.empty(len(codes), dtype=np.uint64)  # at most one shingle per code point
+    counts = np.empty(len(texts), dtype=np.intp)
+    table = _character_classes()
+    written = _native.shingles(
+        codes, codes.itemsize, lengths, table, _TOKEN_WEIGHTS, _BASE, out, counts
+    )
+    return out[:written], counts
 
 
 def _token_spans(
@@ -387,6 +411,17 @@ def _combine(
 def _levels(hashes: U64, bounds: npt.NDArray[np.intp]) -> npt.NDArray[np.int8]:
     """Each text's sample level, from its minimum shingle under the sampling hash (-1: none)."""
     levels = np.full(len(bounds) - 1, -1, dtype=np.int8)
+    if _native is not None:
+        _native.levels(
+            np.ascontiguousarray(hashes),
+            np.ascontiguousarray(bounds, dtype=np.intp),
+            int(_SAMPLE_SEED),
+            int(_LEVEL_SEED),
+            _LEVEL_MASK,
+            _LEVEL_OF_LOW_BITS,
+            levels,
+        )
+        return levels
     present = np.flatnonzero(bounds[1:] > bounds[:-1])
     if len(present):
         anchors = np.minimum.reduceat(_fmix(hashes ^ _SAMPLE_SEED), bounds[present])
@@ -399,6 +434,16 @@ def _signatures(hashes: U64, bounds: npt.NDArray[np.intp], chosen: npt.NDArray[n
     """MinHash signatures of the chosen texts, in steps of _SIGNATURE_ROWS shingles."""
     out = np.full((len(chosen), PERMUTATIONS), _MASK64, dtype=np.uint64)
     if not len(chosen):
+        return out
+    if _native is not None:
+        _native.signatures(
+            np.ascontiguousarray(hashes),
+            np.ascontiguousarray(bounds, dtype=np.intp),
+            np.ascontiguousarray(chosen, dtype=np.intp),
+            _PERM_A,
+            _PERM_B,
+            out,
+        )
         return out
     sizes = bounds[chosen + 1] - bounds[chosen]
     row_text = np.repeat(np.arange(len(chosen)), sizes)

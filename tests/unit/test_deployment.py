@@ -72,6 +72,8 @@ def test_the_image_carries_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in PACKAGES:
         assert f"COPY {package} ./{package}" in dockerfile
+    # setup.py declares the compiled module; the image checks that it was built.
+    assert "COPY setup.py" in dockerfile and "import catalog._sketch" in dockerfile
 
 
 def test_the_api_anchors_to_the_compose_chain_node() -> None:

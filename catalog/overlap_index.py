@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -148,8 +148,7 @@ def index_version(
             "indexed_at": datetime.now(UTC),
         },
     ).scalar_one()
-    documents = ((digest, key) for digest in sketch.documents)
-    _insert(connection, _DOCUMENTS, documents, chunk)
+    _insert(connection, _DOCUMENTS, zip(sketch.documents, itertools.repeat(key)), chunk)
     # In key order, as the documents already are: inserting into the B-tree in order is 3-4x
     # faster than in sample order (measured on SQLite), and the rows are the same.
     band_keys = sketch.sample_keys.ravel()
@@ -163,13 +162,23 @@ def index_version(
 def _insert(
     connection: Connection, table: Table, rows: Iterator[tuple[Any, ...]], chunk: int
 ) -> None:
-    """Bulk insert of rows (in the table's column order): COPY on PostgreSQL, elsewhere the
-    driver's executemany in chunks (SQLAlchemy's per-row parameter handling cost more than
-    SQLite's inserts: hundreds of thousands of rows per large version)."""
+    """Bulk insert of rows (in the table's column order): COPY on PostgreSQL; on SQLite one
+    executemany of the driver's own cursor over the rows as they come (SQLAlchemy's per-row
+    parameter handling, and making lists of the rows, cost more than SQLite's inserts:
+    hundreds of thousands of rows per large version); elsewhere executemany in chunks."""
     if connection.dialect.name == "postgresql":
         _copy(connection, table, rows)
         return
     statement = str(insert(table).compile(dialect=connection.dialect))
+    if connection.dialect.name == "sqlite":
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(statement, rows)
+        finally:
+            cursor.close()
+        return
     for batch in _batches(rows, chunk):
         connection.exec_driver_sql(statement, batch)
 
@@ -205,18 +214,20 @@ def find_overlaps(
     scope = {"exclude": exclude_provider, "scheme": sketch.scheme}
     exact: defaultdict[int, list[int]] = defaultdict(list)
     for start, digests in _slices(sketch.documents, chunk):
-        position = {digest: start + i for i, digest in enumerate(digests)}
         rows = _look_up(connection, _DOCUMENTS, _DOCUMENTS.c.sha256, digests, scope)
-        for digest, version_key in rows:
-            exact[version_key].append(position[bytes(digest)])
+        if rows:  # most chunks of a new corpus find nothing: no positions to map back to
+            position = {digest: start + i for i, digest in enumerate(digests)}
+            for digest, version_key in rows:
+                exact[version_key].append(position[bytes(digest)])
     near: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
     keys, owners = _band_owners(sketch)
     for start, chunk_keys in _slices(keys, chunk):
-        first = {key: start + i for i, key in enumerate(chunk_keys)}
         hits = _look_up(connection, _BANDS, _BANDS.c.band_key, chunk_keys, scope, _BANDS.c.record)
+        if not hits:
+            continue
+        first = {key: start + i for i, key in enumerate(chunk_keys)}
         for band_key, version_key, record in hits:
-            i = first[band_key]
-            near[version_key].extend((sample, record) for sample in owners[i])
+            near[version_key].extend((sample, record) for sample in owners(first[band_key]))
     versions = _describe(connection, set(exact) | set(near))
     matches = {
         versions[key].version: VersionMatches(exact=exact.get(key, ()), near=near.get(key, ()))
@@ -226,15 +237,20 @@ def find_overlaps(
     return build_report(sketch, matches, by_id, policy=policy or OverlapPolicy())
 
 
-def _band_owners(sketch: VersionSketch) -> tuple[list[int], list[list[int]]]:
+def _band_owners(sketch: VersionSketch) -> tuple[list[int], Callable[[int], list[int]]]:
     """The distinct band keys of the samples, ascending (lookups walk the index in order), and
-    for each the samples that have it."""
+    a function giving the samples that have the i-th key (asked only for keys that were found).
+    """
     flat = sketch.sample_keys.ravel()
     order = np.argsort(flat, kind="stable")
     keys, starts = np.unique(flat[order], return_index=True)
     samples = (order // BANDS).tolist()
     bounds = [*starts.tolist(), len(samples)]
-    owners = [samples[bounds[i] : bounds[i + 1]] for i in range(len(keys))]
+
+    def owners(i: int) -> list[int]:
+        result: list[int] = samples[bounds[i] : bounds[i + 1]]
+        return result
+
     return keys.tolist(), owners
 
 

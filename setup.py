@@ -1,7 +1,12 @@
-"""The one compiled module: catalog._sketch, the overlap sketch's inner loops (catalog/_sketch.c).
+"""The compiled modules; everything else is in pyproject.toml.
 
-Everything else is in pyproject.toml. The module is optional: where it cannot be built (no C
-compiler), catalog.overlap computes the same values with numpy, more slowly.
+- catalog._sketch (catalog/_sketch.c): the overlap sketch's inner loops;
+- catalog._jsonl (catalog/_jsonl.c): the fast path of the JSON Lines reader;
+- catalog._digests (catalog/_digests.c): ingestion's per-document SHA-256, leaves and subtree
+  roots, with OpenSSL's libcrypto (the library Python's own hashlib uses).
+
+Both are optional: where one cannot be built (no C compiler, no OpenSSL headers), catalog
+computes the same values in Python (numpy, hashlib, json), more slowly.
 """
 
 from setuptools import Extension, setup
@@ -13,6 +18,19 @@ setup(
             ["catalog/_sketch.c"],
             extra_compile_args=["-O3"],
             optional=True,
-        )
+        ),
+        Extension(
+            "catalog._jsonl",
+            ["catalog/_jsonl.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
+        Extension(
+            "catalog._digests",
+            ["catalog/_digests.c"],
+            libraries=["crypto"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
     ]
 )

@@ -2227,6 +2227,15 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def _compiled_modules() -> str:
+    """Which of catalog's compiled modules this run uses (CORPUSX_PURE_PYTHON=1: none)."""
+    from catalog import native
+
+    used = [name for name, on in native.built().items() if on]
+    pure = os.environ.get(native.PURE_PYTHON_ENV)
+    return (", ".join(used) or "none") + (f" ({native.PURE_PYTHON_ENV}={pure})" if pure else "")
+
+
 def collect_meta(args: argparse.Namespace, command: str) -> dict[str, Any]:
     pg = "not used"
     if "search-postgres" in args.selected:
@@ -2269,6 +2278,7 @@ def collect_meta(args: argparse.Namespace, command: str) -> dict[str, Any]:
             },
         },
         "code": {
+            "compiled_modules": _compiled_modules(),
             "git_head": _git("rev-parse", "--short", "HEAD"),
             "uncommitted_changes": _git(
                 "status", "--porcelain", "--", "catalog", "exchange", "storage"
@@ -2352,6 +2362,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"| code | git {m['code']['git_head']}; uncommitted changes under catalog/ exchange/ "
         f"storage/: {dirty} |"
     )
+    add(f"| compiled modules (catalog.native) | {m['code'].get('compiled_modules', 'unknown')} |")
     add("")
     add(
         "The machine is shared and noisy (other jobs ran during this run; see the load "

@@ -33,8 +33,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from catalog import native
 from catalog.errors import IngestError
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, frontier_root
+
+_native = native.load("_digests")  # compiled inner loops, or None: see catalog.native
 
 __all__ = [
     "DEFAULT_TEXT_FIELD",
@@ -186,12 +189,22 @@ def document_leaf(document_hash: bytes) -> bytes:
 
 def document_digests(documents: Iterable[Buffer]) -> list[bytes]:
     """SHA-256 of each document: with :func:`digest_leaves`, the hot loop of ingestion."""
+    if _native is not None:
+        given = documents if type(documents) is list else [*documents]
+        hashes: list[bytes] = _native.digests(given)
+        return hashes
     sha256 = hashlib.sha256
     return [sha256(document).digest() for document in documents]
 
 
 def digest_leaves(digests: Iterable[bytes]) -> list[bytes]:
     """Leaf hashes from document hashes: SHA-256(0x00 || hash) each."""
+    if _native is not None:
+        try:
+            leaves: list[bytes] = _native.leaves(digests if type(digests) is list else [*digests])
+        except ValueError:
+            raise IngestError(f"a document hash is {HASH_SIZE} bytes") from None
+        return leaves
     sha256 = hashlib.sha256
     return [sha256(b"\x00" + digest).digest() for digest in digests]
 
@@ -216,6 +229,9 @@ _CHUNK = 1 << _CHUNK_LEVEL
 
 def _perfect_root(leaves: Sequence[bytes]) -> bytes:
     """Root of a perfect subtree (len(leaves) a power of two), one list pass per level."""
+    if _native is not None:
+        root: bytes = _native.perfect_root(leaves)
+        return root
     sha256 = hashlib.sha256
     level = list(leaves)
     while len(level) > 1:

@@ -47,12 +47,12 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from catalog import native
 from catalog.documents import Buffer
 from catalog.errors import ManifestError
 from catalog.manifest import is_version_id
@@ -60,11 +60,7 @@ from catalog.readers import Batch
 from ledger.canonical import canonical_bytes, parse_json
 from ledger.errors import FormatError
 
-_native: ModuleType | None
-try:  # the compiled inner loops (catalog/_sketch.c); numpy computes the same values without it
-    import catalog._sketch as _native
-except ImportError:  # pragma: no cover - a build without a C compiler
-    _native = None
+_native = native.load("_sketch")  # compiled inner loops, or None: see catalog.native
 
 __all__ = [
     "BANDS",

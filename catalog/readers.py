@@ -19,6 +19,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from catalog import native
 from catalog.documents import Buffer, Format, IngestOptions, SourceKind
 from catalog.errors import IngestError
 from catalog.manifest import SchemaField
@@ -75,6 +76,8 @@ def open_reader(stored: StoredFile, kind: SourceKind, options: IngestOptions) ->
 
 # -- JSON Lines --------------------------------------------------------------------------------
 
+_native_jsonl = native.load("_jsonl")  # compiled inner loops, or None: see catalog.native
+
 
 class _RecordError(ValueError):
     """A JSON value that parses but breaks a rule of ours (duplicate key, NaN)."""
@@ -109,6 +112,7 @@ _JSON_KINDS: dict[type, str] = {
 }
 _JSON_BLANK = " \t\r"
 _MAX_SIGNATURES = 4096
+_MAX_SHAPES = 1 << 16
 
 
 def _kind_name(value: object) -> str:
@@ -165,6 +169,8 @@ class JsonLinesReader(_LineReader):
         # Each distinct record shape, (*member names, *value types), folded into _fields.
         self._signatures: set[tuple[str | type, ...]] = set()
         self._fields: dict[str, set[str]] = {}
+        self._field_bytes = self._field.encode("utf-8", "surrogatepass")
+        self._shapes: dict[bytes, tuple[str | type, ...]] = {}  # the fast path's shapes seen
 
     def schema(self) -> tuple[SchemaField, ...]:
         self._fold_signatures()
@@ -192,6 +198,10 @@ class JsonLinesReader(_LineReader):
     def _block(self, data: bytes) -> Batch:
         try:
             text = data.decode("utf-8")
+            if _native_jsonl is not None:
+                batch = self._scan(data)
+                if batch is not None:
+                    return batch
         except UnicodeDecodeError as exc:
             # Parse the good lines before the bad one first, so that an earlier error wins.
             good = data[: data.rfind(b"\n", 0, exc.start) + 1]
@@ -211,6 +221,28 @@ class JsonLinesReader(_LineReader):
         documents, characters = self._parse_lines(lines, start)
         self._line += len(lines) - 1
         return Batch(start, documents, sum(map(len, documents)), characters)
+
+    def _scan(self, data: bytes) -> Batch | None:
+        """The compiled fast path (catalog/_jsonl.c) over a block of valid UTF-8, or None: it
+        declines any block with a record it does not handle itself (an error among them), and
+        :meth:`_parse` then reads the block, giving the same records or the exact error."""
+        assert _native_jsonl is not None
+        if len(data) > self._max_line:
+            return None  # the line lengths are checked by _parse
+        found = _native_jsonl.scan(data, self._field_bytes, self._shapes)
+        if found is None:
+            return None
+        documents, nbytes, characters, records, shapes = found
+        start = self._records
+        if shapes:
+            self._signatures.update(shapes)
+            if len(self._signatures) > _MAX_SIGNATURES:
+                self._fold_signatures()
+            if len(self._shapes) > _MAX_SHAPES:
+                self._shapes.clear()  # only a cache of shapes already in _fields
+        self._records = start + records
+        self._line += data.count(b"\n")
+        return Batch(start, documents, nbytes, characters)
 
     def _parse_lines(self, lines: list[str], start: int) -> tuple[list[Buffer], int]:
         documents: list[Buffer] = []

@@ -1,0 +1,9 @@
+"""Types of the compiled module catalog/_digests.c (ingestion's per-document hashing)."""
+
+from collections.abc import Sequence
+
+from typing_extensions import Buffer
+
+def digests(documents: Sequence[Buffer], /) -> list[bytes]: ...
+def leaves(digests: Sequence[bytes], /) -> list[bytes]: ...
+def perfect_root(leaves: Sequence[bytes], /) -> bytes: ...

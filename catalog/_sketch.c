@@ -41,6 +41,56 @@ static void release(Py_buffer *views, int count) {
     }
 }
 
+/* The shingles of one text (see shingles below) into out; returns how many. With lower, the
+ * text is ASCII bytes to be lower-cased first (as catalog.overlap._normalised does). */
+static inline Py_ssize_t text_shingles(const void *text, int width, Py_ssize_t length,
+                                       const uint8_t *classes, Py_ssize_t n_classes,
+                                       const uint64_t *weights, uint64_t base, int lower,
+                                       uint64_t *out) {
+    const uint8_t *bytes = text;
+    const uint32_t *wide = text;
+    uint64_t ring[SHINGLE_TOKENS];
+    Py_ssize_t tokens = 0, written = 0, i = 0;
+#define CODE(i) (width == 1 ? (uint32_t)bytes[i] : wide[i])
+#define LOWER(c) (lower && (c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
+    while (i < length) {
+        uint32_t c = CODE(i);
+        uint8_t kind = (Py_ssize_t)c < n_classes ? classes[c] : NOT_WORD;
+        uint64_t token;
+        if (kind == SPACED) {
+            token = 0;
+            do {
+                token = token * base + LOWER(c);
+                if (++i == length) break;
+                c = CODE(i);
+            } while ((Py_ssize_t)c < n_classes && classes[c] == SPACED);
+        } else if (kind == UNSPACED) {
+            token = c;
+            i++;
+        } else {
+            i++;
+            continue;
+        }
+        ring[tokens % SHINGLE_TOKENS] = token;
+        tokens++;
+        if (tokens >= SHINGLE_TOKENS) {
+            uint64_t sum = 0;
+            for (Py_ssize_t m = 0; m < SHINGLE_TOKENS; m++) {
+                sum += ring[(tokens - SHINGLE_TOKENS + m) % SHINGLE_TOKENS] * weights[m];
+            }
+            out[written++] = fmix(sum);
+        }
+    }
+#undef CODE
+#undef LOWER
+    if (tokens > 0 && tokens < SHINGLE_TOKENS) {
+        uint64_t sum = 0;
+        for (Py_ssize_t m = 0; m < tokens; m++) sum += ring[m] * weights[m];
+        out[written++] = fmix(sum);
+    }
+    return written;
+}
+
 /* shingles(codes, width, lengths, classes, weights, base, out, counts) -> written
  *
  * codes: the texts joined by one separator code point, width 1 (uint8) or 4 (uint32) bytes each;
@@ -89,61 +139,106 @@ static PyObject *shingles(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     const uint8_t *bytes = v[0].buf;
     const uint32_t *wide = v[0].buf;
-    const uint8_t *classes = v[2].buf;
-    const Py_ssize_t n_classes = v[2].len;
-    const uint64_t *weights = v[3].buf;
-    uint64_t *out = v[4].buf;
     Py_ssize_t *counts = v[5].buf;
     Py_ssize_t pos = 0;
     for (Py_ssize_t t = 0; t < n_texts; t++) {
-        const Py_ssize_t end = pos + lengths[t];
-        uint64_t ring[SHINGLE_TOKENS];
-        Py_ssize_t tokens = 0;
-        Py_ssize_t i = pos;
-        while (i < end) {
-            uint32_t c = width == 1 ? bytes[i] : wide[i];
-            uint8_t kind = (Py_ssize_t)c < n_classes ? classes[c] : NOT_WORD;
-            uint64_t token;
-            if (kind == SPACED) {
-                token = 0;
-                do {
-                    token = token * base + c;
-                    if (++i == end) break;
-                    c = width == 1 ? bytes[i] : wide[i];
-                } while ((Py_ssize_t)c < n_classes && classes[c] == SPACED);
-            } else if (kind == UNSPACED) {
-                token = c;
-                i++;
-            } else {
-                i++;
-                continue;
-            }
-            ring[tokens % SHINGLE_TOKENS] = token;
-            tokens++;
-            if (tokens >= SHINGLE_TOKENS) {
-                uint64_t sum = 0;
-                for (Py_ssize_t m = 0; m < SHINGLE_TOKENS; m++) {
-                    sum += ring[(tokens - SHINGLE_TOKENS + m) % SHINGLE_TOKENS] * weights[m];
-                }
-                out[written++] = fmix(sum);
-            }
-        }
-        if (tokens >= SHINGLE_TOKENS) {
-            counts[t] = tokens - SHINGLE_TOKENS + 1;
-        } else if (tokens > 0) {
-            uint64_t sum = 0;
-            for (Py_ssize_t m = 0; m < tokens; m++) sum += ring[m] * weights[m];
-            out[written++] = fmix(sum);
-            counts[t] = 1;
-        } else {
-            counts[t] = 0;
-        }
-        pos = end + 1;
+        uint64_t *out = (uint64_t *)v[4].buf + written;
+        Py_ssize_t n = width == 1
+            ? text_shingles(bytes + pos, 1, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, out)
+            : text_shingles(wide + pos, 4, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, out);
+        written += n;
+        counts[t] = n;
+        pos += lengths[t] + 1;
     }
     Py_END_ALLOW_THREADS
     result = PyLong_FromSsize_t(written);
 done:
     release(v, 6);
+    return result;
+}
+
+/* ascii_shingles(documents, max_bytes, classes, weights, base) -> (hashes, counts, others)
+ *
+ * The shingles of each document's first max_bytes bytes where those are ASCII, lower-cased
+ * (what _normalised then _group_shingles give for them): hashes (uint64, concatenated) and
+ * counts (intp, one per document, 0 for the others) as bytes, and `others`, the indexes of the
+ * documents whose first max_bytes bytes are not all ASCII, which the caller normalises itself.
+ * classes must have at least 128 entries. */
+static PyObject *ascii_shingles(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *documents;
+    Py_ssize_t max_bytes;
+    Py_buffer v[2] = {{0}};
+    unsigned long long base;
+    if (!PyArg_ParseTuple(args, "Ony*y*K", &documents, &max_bytes, &v[0], &v[1], &base)) {
+        release(v, 2);
+        return NULL;
+    }
+    PyObject *sequence = NULL, *hashes = NULL, *counts = NULL, *others = NULL, *result = NULL;
+    Py_buffer *views = NULL;
+    Py_ssize_t count = 0, taken = 0;
+    if (too_small(&v[0], 128, "classes") || too_small(&v[1], SHINGLE_TOKENS * 8, "weights"))
+        goto done;
+    sequence = PySequence_Fast(documents, "documents must be a sequence");
+    if (sequence == NULL) goto done;
+    count = PySequence_Fast_GET_SIZE(sequence);
+    views = PyMem_Calloc(count > 0 ? count : 1, sizeof(Py_buffer));
+    if (views == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t room = 0;
+    for (; taken < count; taken++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(sequence, taken), &views[taken],
+                               PyBUF_SIMPLE) < 0)
+            goto done;
+        room += views[taken].len < max_bytes ? views[taken].len : max_bytes;
+    }
+    hashes = PyBytes_FromStringAndSize(NULL, (room > 0 ? room : 1) * 8);
+    counts = PyBytes_FromStringAndSize(NULL, (count > 0 ? count : 1) * sizeof(Py_ssize_t));
+    others = PyList_New(0);
+    if (hashes == NULL || counts == NULL || others == NULL) goto done;
+    uint64_t *out = (uint64_t *)PyBytes_AS_STRING(hashes);
+    Py_ssize_t *per_text = (Py_ssize_t *)PyBytes_AS_STRING(counts);
+    Py_ssize_t written = 0;
+    for (Py_ssize_t d = 0; d < count; d++) {
+        const uint8_t *text = views[d].buf;
+        Py_ssize_t length = views[d].len < max_bytes ? views[d].len : max_bytes;
+        int ascii = 1;
+        for (Py_ssize_t i = 0; i < length; i++) {
+            if (text[i] & 0x80) {
+                ascii = 0;
+                break;
+            }
+        }
+        if (!ascii) {
+            per_text[d] = 0;
+            PyObject *index = PyLong_FromSsize_t(d);
+            if (index == NULL || PyList_Append(others, index) < 0) {
+                Py_XDECREF(index);
+                goto done;
+            }
+            Py_DECREF(index);
+            continue;
+        }
+        Py_ssize_t n = text_shingles(text, 1, length, v[0].buf, 128, v[1].buf, base, 1,
+                                     out + written);
+        per_text[d] = n;
+        written += n;
+    }
+    if (_PyBytes_Resize(&hashes, written * 8) < 0) goto done;
+    if (count == 0 && _PyBytes_Resize(&counts, 0) < 0) goto done;
+    result = PyTuple_Pack(3, hashes, counts, others);
+done:
+    if (views != NULL) {
+        for (Py_ssize_t i = 0; i < taken; i++) PyBuffer_Release(&views[i]);
+        PyMem_Free(views);
+    }
+    Py_XDECREF(sequence);
+    Py_XDECREF(hashes);
+    Py_XDECREF(counts);
+    Py_XDECREF(others);
+    release(v, 2);
     return result;
 }
 
@@ -256,6 +351,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"shingles", shingles, METH_VARARGS, "Shingle hashes of joined texts (see the source)."},
+    {"ascii_shingles", ascii_shingles, METH_VARARGS, "Shingles of ASCII documents."},
     {"levels", levels, METH_VARARGS, "Sample level of each text (see the source)."},
     {"signatures", signatures, METH_VARARGS, "MinHash signatures of chosen texts."},
     {NULL, NULL, 0, NULL},

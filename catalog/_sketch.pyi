@@ -1,5 +1,6 @@
 """Types of the compiled module catalog/_sketch.c (the overlap sketch's inner loops)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from numpy.typing import NDArray
@@ -18,6 +19,9 @@ def shingles(
     counts: _In,
     /,
 ) -> int: ...
+def ascii_shingles(
+    documents: Sequence[_In], max_bytes: int, classes: _In, weights: _In, base: int, /
+) -> tuple[bytes, bytes, list[int]]: ...
 def levels(
     hashes: _In,
     bounds: _In,

@@ -342,6 +342,34 @@ def _native_shingles(
     return out[:written], counts
 
 
+def _native_candidates(
+    candidates: dict[bytes, int], documents: list[Buffer]
+) -> tuple[list[bytes], U64, npt.NDArray[np.intp]]:
+    """The candidates' digests, ASCII documents first, with their shingles and bounds (as
+    FileSketch._add computes them otherwise): the ASCII ones straight from their bytes in
+    compiled code, the others normalised here."""
+    assert _native is not None
+    order = list(candidates)
+    raw = [documents[i] for i in candidates.values()]
+    table = _character_classes()
+    ascii_bytes, count_bytes, others = _native.ascii_shingles(
+        raw, MAX_SKETCH_BYTES, table[:128], _TOKEN_WEIGHTS, _BASE
+    )
+    hashes = np.frombuffer(ascii_bytes, dtype=np.uint64)
+    counts = np.frombuffer(count_bytes, dtype=np.intp)
+    if others:
+        ascii = np.ones(len(order), dtype=bool)
+        ascii[others] = False
+        kept = np.flatnonzero(ascii)
+        more, more_bounds = _shingles([normalise(raw[j]) for j in others])
+        hashes = np.concatenate((hashes, more))
+        counts = np.concatenate((counts[kept], np.diff(more_bounds)))
+        order = [order[j] for j in kept.tolist()] + [order[j] for j in others]
+    bounds = np.zeros(len(order) + 1, dtype=np.intp)
+    np.cumsum(counts, out=bounds[1:])
+    return order, hashes, bounds
+
+
 def _token_spans(
     codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32],
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -524,10 +552,13 @@ class FileSketch:
         documents: list[Buffer],
     ) -> None:
         """Level the new documents, settle the sample level, then sketch only those kept."""
-        texts = {digest: _normalised(documents[i]) for digest, i in candidates.items()}
-        # ASCII texts first, so that they are hashed together a byte per character.
-        digests = sorted(texts, key=lambda digest: type(texts[digest]) is str)
-        hashes, bounds = _shingles([texts[digest] for digest in digests])
+        if _native is not None:
+            digests, hashes, bounds = _native_candidates(candidates, documents)
+        else:
+            texts = {digest: _normalised(documents[i]) for digest, i in candidates.items()}
+            # ASCII texts first, so that they are hashed together a byte per character.
+            digests = sorted(texts, key=lambda digest: type(texts[digest]) is str)
+            hashes, bounds = _shingles([texts[digest] for digest in digests])
         levels = _levels(hashes, bounds)
         self._level = _settle(self._samples, self._level, arriving=levels)
         chosen = np.flatnonzero(levels >= self._level)

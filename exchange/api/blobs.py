@@ -65,15 +65,27 @@ def head(digest: str, caller: CurrentMember, exchange: ExchangeDep) -> Response:
     return Response(headers={"Content-Length": str(info.size)})
 
 
+PULL_BYTES = 1 << 20
+"""Body bytes handed to the store's thread at a time: the server receives chunks of at most
+64 KiB, and each hand-over is a round trip between the event loop and the thread."""
+
+
 def _pull(stream: AsyncIterator[bytes], copy: BinaryIO | None) -> Iterator[bytes]:
-    """The request body as a blocking iterator, for the store running in a worker thread;
-    each chunk is also written to ``copy``, if given."""
+    """The request body as a blocking iterator, for the store running in a worker thread, in
+    blocks of about PULL_BYTES; each block is also written to ``copy``, if given."""
 
     async def next_chunk() -> bytes | None:
+        parts: list[bytes] = []
+        size = 0
         try:
-            return await stream.__anext__()
+            while size < PULL_BYTES:
+                chunk = await stream.__anext__()
+                parts.append(chunk)
+                size += len(chunk)
         except StopAsyncIteration:
-            return None
+            if not parts:
+                return None
+        return b"".join(parts)
 
     while (chunk := anyio.from_thread.run(next_chunk)) is not None:
         if chunk:

@@ -96,6 +96,35 @@ def test_documents_sketch_alike_through_the_collector(monkeypatch: pytest.Monkey
     assert sketch() == native
 
 
+@pytest.mark.parametrize("head", [40, 64, 1 << 20])
+def test_ascii_heads_are_lower_cased_and_cut_alike(
+    head: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ASCII documents are shingled from their bytes by the compiled code (lower-cased, cut at
+    MAX_SKETCH_BYTES); a document is ASCII when its first MAX_SKETCH_BYTES bytes are."""
+    from catalog.readers import Batch
+
+    rng = random.Random(head)
+    words = ["Alpha", "BETA", "gamma", "x9", "ZZ-top", "é", "字", "Ωmega"]
+    documents = [
+        " ".join(rng.choice(words) for _ in range(rng.randint(8, 60))).encode() for _ in range(200)
+    ]
+    documents += [
+        b"A" * 64 + "é".encode() + b" tail words here",
+        b"MIXED case ONLY ascii words " * 3,
+    ]
+    monkeypatch.setattr(overlap, "MAX_SKETCH_BYTES", head)
+
+    def sketch() -> bytes:
+        collector = overlap.FileSketch("f.jsonl")
+        collector(Batch(0, list(documents), sum(map(len, documents)), 0), [])
+        return collector.to_bytes()
+
+    native = sketch()
+    _numpy(monkeypatch)
+    assert sketch() == native
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

@@ -12,35 +12,6 @@
 
 #define HASH 32
 
-/* A list (or tuple) of buffers, each hashed: a list of 32-byte digests. */
-static PyObject *digests(PyObject *self, PyObject *documents) {
-    (void)self;
-    PyObject *sequence = PySequence_Fast(documents, "documents must be a sequence");
-    if (sequence == NULL) return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
-    PyObject **items = PySequence_Fast_ITEMS(sequence);
-    PyObject *result = PyList_New(count);
-    if (result == NULL) goto fail;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Py_buffer view;
-        if (PyObject_GetBuffer(items[i], &view, PyBUF_SIMPLE) < 0) goto fail;
-        PyObject *digest = PyBytes_FromStringAndSize(NULL, HASH);
-        if (digest == NULL) {
-            PyBuffer_Release(&view);
-            goto fail;
-        }
-        SHA256(view.buf, (size_t)view.len, (unsigned char *)PyBytes_AS_STRING(digest));
-        PyBuffer_Release(&view);
-        PyList_SET_ITEM(result, i, digest);
-    }
-    Py_DECREF(sequence);
-    return result;
-fail:
-    Py_XDECREF(result);
-    Py_DECREF(sequence);
-    return NULL;
-}
-
 static int hash_of(PyObject *item, unsigned char *out, const char *what) {
     if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) != HASH) {
         PyErr_Format(PyExc_ValueError, "a %s is %d bytes", what, HASH);
@@ -50,10 +21,10 @@ static int hash_of(PyObject *item, unsigned char *out, const char *what) {
     return 0;
 }
 
-/* Leaf hashes SHA-256(0x00 || digest) of a sequence of 32-byte digests. */
-static PyObject *leaves(PyObject *self, PyObject *hashes) {
-    (void)self;
-    PyObject *sequence = PySequence_Fast(hashes, "digests must be a sequence");
+/* A list of 32-byte digests, one per item of a sequence: SHA-256 of the item's bytes (any
+ * buffer), or with leaf, SHA-256(0x00 || item) of a 32-byte hash. */
+static PyObject *hash_each(PyObject *given, int leaf) {
+    PyObject *sequence = PySequence_Fast(given, "expected a sequence");
     if (sequence == NULL) return NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
     PyObject **items = PySequence_Fast_ITEMS(sequence);
@@ -62,11 +33,19 @@ static PyObject *leaves(PyObject *self, PyObject *hashes) {
     unsigned char input[1 + HASH];
     input[0] = 0x00;
     for (Py_ssize_t i = 0; i < count; i++) {
-        if (hash_of(items[i], input + 1, "document hash") < 0) goto fail;
-        PyObject *leaf = PyBytes_FromStringAndSize(NULL, HASH);
-        if (leaf == NULL) goto fail;
-        SHA256(input, sizeof input, (unsigned char *)PyBytes_AS_STRING(leaf));
-        PyList_SET_ITEM(result, i, leaf);
+        PyObject *digest = PyBytes_FromStringAndSize(NULL, HASH);
+        if (digest == NULL) goto fail;
+        PyList_SET_ITEM(result, i, digest);
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(digest);
+        if (leaf) {
+            if (hash_of(items[i], input + 1, "document hash") < 0) goto fail;
+            SHA256(input, sizeof input, out);
+            continue;
+        }
+        Py_buffer view;
+        if (PyObject_GetBuffer(items[i], &view, PyBUF_SIMPLE) < 0) goto fail;
+        SHA256(view.buf, (size_t)view.len, out);
+        PyBuffer_Release(&view);
     }
     Py_DECREF(sequence);
     return result;
@@ -74,6 +53,16 @@ fail:
     Py_XDECREF(result);
     Py_DECREF(sequence);
     return NULL;
+}
+
+static PyObject *digests(PyObject *self, PyObject *documents) {
+    (void)self;
+    return hash_each(documents, 0);
+}
+
+static PyObject *leaves(PyObject *self, PyObject *hashes) {
+    (void)self;
+    return hash_each(hashes, 1);
 }
 
 /* The RFC 6962 root of a perfect tree (a power of two of leaf hashes): each level's nodes are

@@ -197,7 +197,7 @@ class JsonLinesReader(_LineReader):
 
     def _block(self, data: bytes) -> Batch:
         try:
-            text = data.decode("utf-8")
+            text = data.decode("utf-8")  # also the UTF-8 check the fast path relies on
             if _native_jsonl is not None:
                 batch = self._scan(data)
                 if batch is not None:

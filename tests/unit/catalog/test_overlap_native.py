@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalog import overlap
+from catalog.readers import Batch
 
 ALPHABET = "ab xyZ09 ,.!\t\nÉéñØ日本語のテキストไทยក្ខ\u2163ﬁ\x00-"
 
@@ -74,17 +75,8 @@ def test_large_mixed_groups_give_the_numpy_values(monkeypatch: pytest.MonkeyPatc
     _compare(texts)
 
 
-def test_documents_sketch_alike_through_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The end result, a file's sketch bytes, is the same either way."""
-    from catalog.readers import Batch
-
-    rng = random.Random(3)
-    documents: list[bytes] = [
-        " ".join(
-            rng.choice(["alpha", "Beta", "gamma", "délta", "字", "ε"]) for _ in range(n)
-        ).encode()
-        for n in [rng.randint(0, 300) for _ in range(300)]
-    ]
+def _sketch_alike(documents: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file's sketch bytes, the end result, are the same with and without the module."""
 
     def sketch() -> bytes:
         collector = overlap.FileSketch("f.jsonl")
@@ -96,14 +88,25 @@ def test_documents_sketch_alike_through_the_collector(monkeypatch: pytest.Monkey
     assert sketch() == native
 
 
+def test_documents_sketch_alike_through_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end result, a file's sketch bytes, is the same either way."""
+    rng = random.Random(3)
+    documents: list[bytes] = [
+        " ".join(
+            rng.choice(["alpha", "Beta", "gamma", "délta", "字", "ε"]) for _ in range(n)
+        ).encode()
+        for n in [rng.randint(0, 300) for _ in range(300)]
+    ]
+
+    _sketch_alike(documents, monkeypatch)
+
+
 @pytest.mark.parametrize("head", [40, 64, 1 << 20])
 def test_ascii_heads_are_lower_cased_and_cut_alike(
     head: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ASCII documents are shingled from their bytes by the compiled code (lower-cased, cut at
     MAX_SKETCH_BYTES); a document is ASCII when its first MAX_SKETCH_BYTES bytes are."""
-    from catalog.readers import Batch
-
     rng = random.Random(head)
     words = ["Alpha", "BETA", "gamma", "x9", "ZZ-top", "é", "字", "Ωmega"]
     documents = [
@@ -115,14 +118,7 @@ def test_ascii_heads_are_lower_cased_and_cut_alike(
     ]
     monkeypatch.setattr(overlap, "MAX_SKETCH_BYTES", head)
 
-    def sketch() -> bytes:
-        collector = overlap.FileSketch("f.jsonl")
-        collector(Batch(0, list(documents), sum(map(len, documents)), 0), [])
-        return collector.to_bytes()
-
-    native = sketch()
-    _numpy(monkeypatch)
-    assert sketch() == native
+    _sketch_alike(documents, monkeypatch)
 
 
 @pytest.mark.parametrize(

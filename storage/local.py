@@ -1,14 +1,17 @@
 """A content-addressed blob store in a local directory (the embedded default).
 
 A blob lives at ``<root>/sha256/ab/cd/<digest>``, read-only. A put writes a temporary file
-(``.<digest prefix>.<random>.tmp``) in the blob's own directory, fsyncs it, renames it over the
+(``.<digest prefix>.<random>.tmp``) in the blob's own directory, fsyncs it, links it to the
 final name and fsyncs the directory: readers see the whole blob or none, and any number of
-threads or processes may put the same blob at once (the last rename wins; the bytes are equal).
+threads or processes may put the same blob at once. The first link wins and the others keep
+it: a stored blob's file is never replaced, so a reader that has it open (the exchange deriving
+an upload) never sees it unlinked under it, even when the same blob is uploaded twice at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import stat
@@ -82,6 +85,23 @@ def _write_all(fd: int, chunk: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+
+
+def _keep_first(temp: str, path: Path) -> None:
+    """Give the finished temporary file the blob's name, unless another writer already did (its
+    bytes have the same digest, so they are the same). On a file system without hard links,
+    rename over it instead."""
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        os.replace(temp, path)
+
+
 def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
@@ -129,12 +149,11 @@ class LocalStore:
                 with _os_errors(f"storing sha256:{digest}"):
                     os.fchmod(fd, _BLOB_MODE)
                     os.fsync(fd)
-                    os.replace(temp, path)
+                    _keep_first(temp, path)
             finally:
                 os.close(fd)
-        except BaseException:
-            _remove_quietly(temp)
-            raise
+        finally:
+            _remove_quietly(temp)  # linked (or beaten): the temporary name is no longer needed
         # No verified mark: the file is brand new, so too fresh to mark (see _fingerprint).
         self._sync_directory(path.parent)
         return BlobInfo(digest, running.size)

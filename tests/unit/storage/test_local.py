@@ -159,6 +159,44 @@ def test_readers_see_the_old_file_until_they_finish(store: LocalStore) -> None:
     assert first + reader.read_all() == data
 
 
+def test_a_racing_second_put_keeps_the_stored_file(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two uploads of one blob at once: the second checked for the blob before the first had
+    stored it. Its put must not replace the first's file: a reader of that file (the exchange
+    deriving the first upload) would see it unlinked under it, its ctime changed."""
+    data = blob(3 * CHUNK)
+    digest = sha256(data)
+    store.put(digest, data)
+    path = store.path_of(digest)
+    with path.open("rb") as reader:
+        before = os.fstat(reader.fileno())
+        monkeypatch.setattr(store, "_stat_or_none", lambda path: None)  # "not there yet"
+        assert store.put(digest, data) == BlobInfo(digest, len(data))
+        after = os.fstat(reader.fileno())
+    assert (after.st_ino, after.st_nlink, after.st_ctime_ns) == (
+        before.st_ino,
+        before.st_nlink,
+        before.st_ctime_ns,
+    )
+    assert path.stat().st_ino == before.st_ino
+    assert [p for p in store.root.rglob("*") if p.is_file()] == [path]  # no temporary left
+
+
+def test_without_hard_links_a_put_renames(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: str, target: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    data = blob(2 * CHUNK)
+    assert store.put(sha256(data), data) == BlobInfo(sha256(data), len(data))
+    monkeypatch.undo()
+    assert store.open(sha256(data)).read_all() == data
+    assert [p for p in store.root.rglob("*") if p.is_file()] == [store.path_of(sha256(data))]
+
+
 def later(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Make the store's clock read three seconds after ``path`` last changed."""
     changed = path.stat().st_ctime_ns

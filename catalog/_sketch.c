@@ -41,18 +41,31 @@ static void release(Py_buffer *views, int count) {
     }
 }
 
-/* The shingles of one text (see shingles below) into out; returns how many. With lower, the
- * text is ASCII bytes to be lower-cased first (as catalog.overlap._normalised does). */
+/* The shingles of one text (see shingles below), or only their sample anchor; returns how many.
+ * With lower, the text is ASCII bytes to be lower-cased first (as catalog.overlap._normalised
+ * does). With out, each shingle's hash is written there; without (NULL), *anchor becomes the
+ * least fmix(hash ^ seed) over them, as levels below computes it from the written hashes. */
 static inline Py_ssize_t text_shingles(const void *text, int width, Py_ssize_t length,
                                        const uint8_t *classes, Py_ssize_t n_classes,
                                        const uint64_t *weights, uint64_t base, int lower,
-                                       uint64_t *out) {
+                                       uint64_t *out, uint64_t seed, uint64_t *anchor) {
     const uint8_t *bytes = text;
     const uint32_t *wide = text;
-    uint64_t ring[SHINGLE_TOKENS];
+    uint64_t ring[SHINGLE_TOKENS] = {0}; /* the last tokens, the newest last */
     Py_ssize_t tokens = 0, written = 0, i = 0;
 #define CODE(i) (width == 1 ? (uint32_t)bytes[i] : wide[i])
 #define LOWER(c) (lower && (c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
+#define EMIT(h)                                                     \
+    do {                                                            \
+        uint64_t h_ = (h);                                          \
+        if (out != NULL) {                                          \
+            out[written] = h_;                                      \
+        } else {                                                    \
+            uint64_t v_ = fmix(h_ ^ seed);                          \
+            if (v_ < *anchor) *anchor = v_;                         \
+        }                                                           \
+        written++;                                                  \
+    } while (0)
     while (i < length) {
         uint32_t c = CODE(i);
         uint8_t kind = (Py_ssize_t)c < n_classes ? classes[c] : NOT_WORD;
@@ -71,23 +84,23 @@ static inline Py_ssize_t text_shingles(const void *text, int width, Py_ssize_t l
             i++;
             continue;
         }
-        ring[tokens % SHINGLE_TOKENS] = token;
+        for (int m = 0; m < SHINGLE_TOKENS - 1; m++) ring[m] = ring[m + 1];
+        ring[SHINGLE_TOKENS - 1] = token;
         tokens++;
         if (tokens >= SHINGLE_TOKENS) {
             uint64_t sum = 0;
-            for (Py_ssize_t m = 0; m < SHINGLE_TOKENS; m++) {
-                sum += ring[(tokens - SHINGLE_TOKENS + m) % SHINGLE_TOKENS] * weights[m];
-            }
-            out[written++] = fmix(sum);
+            for (int m = 0; m < SHINGLE_TOKENS; m++) sum += ring[m] * weights[m];
+            EMIT(fmix(sum));
         }
+    }
+    if (tokens > 0 && tokens < SHINGLE_TOKENS) {
+        uint64_t sum = 0;
+        for (Py_ssize_t m = 0; m < tokens; m++) sum += ring[SHINGLE_TOKENS - tokens + m] * weights[m];
+        EMIT(fmix(sum));
     }
 #undef CODE
 #undef LOWER
-    if (tokens > 0 && tokens < SHINGLE_TOKENS) {
-        uint64_t sum = 0;
-        for (Py_ssize_t m = 0; m < tokens; m++) sum += ring[m] * weights[m];
-        out[written++] = fmix(sum);
-    }
+#undef EMIT
     return written;
 }
 
@@ -144,8 +157,10 @@ static PyObject *shingles(PyObject *self, PyObject *args) {
     for (Py_ssize_t t = 0; t < n_texts; t++) {
         uint64_t *out = (uint64_t *)v[4].buf + written;
         Py_ssize_t n = width == 1
-            ? text_shingles(bytes + pos, 1, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, out)
-            : text_shingles(wide + pos, 4, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, out);
+            ? text_shingles(bytes + pos, 1, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, out,
+                            0, NULL)
+            : text_shingles(wide + pos, 4, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, out,
+                            0, NULL);
         written += n;
         counts[t] = n;
         pos += lengths[t] + 1;
@@ -157,88 +172,247 @@ done:
     return result;
 }
 
-/* ascii_shingles(documents, max_bytes, classes, weights, base) -> (hashes, counts, others)
+#define UNFOLDED 0xFFFFFFFFu
+#define FOLD_ENTRIES 0x10000
+
+/* A document's first `length` bytes, well-formed UTF-8 of the BMP, as code points mapped
+ * through fold (FOLD_ENTRIES entries: the lower-case form of each code point that NFKC leaves
+ * as it is in any text of such code points, UNFOLDED for the others), into out. Returns how
+ * many, or -1 to decline: a code point fold does not map, one beyond the BMP, or bytes that are
+ * not well-formed UTF-8, including a sequence cut at the end (the caller normalises those). */
+static Py_ssize_t fold_text(const uint8_t *s, Py_ssize_t length, const uint32_t *fold,
+                            uint32_t *out) {
+    Py_ssize_t i = 0, n = 0;
+    while (i < length) {
+        uint32_t c = s[i], code;
+        if (c < 0x80) {
+            code = c;
+            i += 1;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= length || (s[i + 1] & 0xC0) != 0x80) return -1;
+            code = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (i + 2 >= length || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80)
+                return -1;
+            if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0))
+                return -1; /* overlong, or a surrogate */
+            code = ((c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+            i += 3;
+        } else {
+            return -1;
+        }
+        uint32_t folded = fold[code];
+        if (folded == UNFOLDED) return -1;
+        out[n++] = folded;
+    }
+    return n;
+}
+
+static int is_ascii(const uint8_t *s, Py_ssize_t length) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= length; i += 8) {
+        uint64_t word;
+        memcpy(&word, s + i, 8);
+        if (word & 0x8080808080808080ULL) return 0;
+    }
+    for (; i < length; i++) {
+        if (s[i] & 0x80) return 0;
+    }
+    return 1;
+}
+
+/* The documents of a sequence of buffers, each read up to max_bytes. */
+typedef struct {
+    PyObject *sequence;
+    Py_buffer *views;
+    Py_ssize_t *lengths; /* of each head: at most max_bytes */
+    Py_ssize_t count, taken, longest;
+} Documents;
+
+static int open_documents(Documents *d, PyObject *documents, Py_ssize_t max_bytes) {
+    d->sequence = PySequence_Fast(documents, "documents must be a sequence");
+    if (d->sequence == NULL) return -1;
+    d->count = PySequence_Fast_GET_SIZE(d->sequence);
+    d->views = PyMem_Calloc(d->count > 0 ? d->count : 1, sizeof(Py_buffer));
+    d->lengths = PyMem_Calloc(d->count > 0 ? d->count : 1, sizeof(Py_ssize_t));
+    if (d->views == NULL || d->lengths == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (; d->taken < d->count; d->taken++) {
+        Py_buffer *view = &d->views[d->taken];
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(d->sequence, d->taken), view,
+                               PyBUF_SIMPLE) < 0)
+            return -1;
+        d->lengths[d->taken] = view->len < max_bytes ? view->len : max_bytes;
+        if (d->lengths[d->taken] > d->longest) d->longest = d->lengths[d->taken];
+    }
+    return 0;
+}
+
+static void close_documents(Documents *d) {
+    if (d->views != NULL) {
+        for (Py_ssize_t i = 0; i < d->taken; i++) PyBuffer_Release(&d->views[i]);
+        PyMem_Free(d->views);
+    }
+    PyMem_Free(d->lengths);
+    Py_XDECREF(d->sequence);
+}
+
+/* The shingles (out) or anchor (out NULL) of one document's head: ASCII bytes lower-cased, or
+ * code points through fold (using scratch); -1 if fold_text declines it. */
+static Py_ssize_t document_shingles(const uint8_t *text, Py_ssize_t length,
+                                    const uint8_t *classes,
+                                    Py_ssize_t n_classes, const uint32_t *fold,
+                                    const uint64_t *weights, uint64_t base, uint32_t *scratch,
+                                    uint64_t *out, uint64_t seed, uint64_t *anchor) {
+    if (is_ascii(text, length)) {
+        return out != NULL
+            ? text_shingles(text, 1, length, classes, 128, weights, base, 1, out, 0, NULL)
+            : text_shingles(text, 1, length, classes, 128, weights, base, 1, NULL, seed, anchor);
+    }
+    Py_ssize_t n = fold_text(text, length, fold, scratch);
+    if (n < 0) return -1;
+    return out != NULL
+        ? text_shingles(scratch, 4, n, classes, n_classes, weights, base, 0, out, 0, NULL)
+        : text_shingles(scratch, 4, n, classes, n_classes, weights, base, 0, NULL, seed, anchor);
+}
+
+/* The indexes of the declined documents, as a list. */
+static PyObject *declined_list(const uint8_t *declined, Py_ssize_t count) {
+    PyObject *others = PyList_New(0);
+    for (Py_ssize_t d = 0; others != NULL && d < count; d++) {
+        if (!declined[d]) continue;
+        PyObject *index = PyLong_FromSsize_t(d);
+        if (index == NULL || PyList_Append(others, index) < 0) Py_CLEAR(others);
+        Py_XDECREF(index);
+    }
+    return others;
+}
+
+static int check_tables(const Py_buffer *classes, const Py_buffer *fold, const Py_buffer *weights) {
+    return too_small(classes, 128, "classes") ||
+           too_small(fold, FOLD_ENTRIES * (Py_ssize_t)sizeof(uint32_t), "fold") ||
+           too_small(weights, SHINGLE_TOKENS * 8, "weights");
+}
+
+/* folded_shingles(documents, max_bytes, classes, fold, weights, base) -> (hashes, counts, others)
  *
- * The shingles of each document's first max_bytes bytes where those are ASCII, lower-cased
- * (what _normalised then _group_shingles give for them): hashes (uint64, concatenated) and
- * counts (intp, one per document, 0 for the others) as bytes, and `others`, the indexes of the
- * documents whose first max_bytes bytes are not all ASCII, which the caller normalises itself.
- * classes must have at least 128 entries. */
-static PyObject *ascii_shingles(PyObject *self, PyObject *args) {
+ * The shingles of each document's first max_bytes bytes where fold_text can read them (what
+ * catalog.overlap.normalise then _group_shingles give for them): hashes (uint64, concatenated)
+ * and counts (intp, one per document, 0 for the others) as bytes, and `others`, the indexes of
+ * the documents declined, which the caller normalises itself. classes: uint8, the word class of
+ * each code point (those beyond it are not word characters), at least 128 entries. */
+static PyObject *folded_shingles(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *documents;
     Py_ssize_t max_bytes;
-    Py_buffer v[2] = {{0}};
+    Py_buffer v[3] = {{0}};
     unsigned long long base;
-    if (!PyArg_ParseTuple(args, "Ony*y*K", &documents, &max_bytes, &v[0], &v[1], &base)) {
-        release(v, 2);
+    if (!PyArg_ParseTuple(args, "Ony*y*y*K", &documents, &max_bytes, &v[0], &v[1], &v[2],
+                          &base)) {
+        release(v, 3);
         return NULL;
     }
-    PyObject *sequence = NULL, *hashes = NULL, *counts = NULL, *others = NULL, *result = NULL;
-    Py_buffer *views = NULL;
-    Py_ssize_t count = 0, taken = 0;
-    if (too_small(&v[0], 128, "classes") || too_small(&v[1], SHINGLE_TOKENS * 8, "weights"))
+    Documents docs = {0};
+    PyObject *hashes = NULL, *counts = NULL, *others = NULL, *result = NULL;
+    uint32_t *scratch = NULL;
+    uint8_t *declined = NULL;
+    if (check_tables(&v[0], &v[1], &v[2]) || open_documents(&docs, documents, max_bytes) < 0)
         goto done;
-    sequence = PySequence_Fast(documents, "documents must be a sequence");
-    if (sequence == NULL) goto done;
-    count = PySequence_Fast_GET_SIZE(sequence);
-    views = PyMem_Calloc(count > 0 ? count : 1, sizeof(Py_buffer));
-    if (views == NULL) {
+    Py_ssize_t room = 0;
+    for (Py_ssize_t d = 0; d < docs.count; d++) room += docs.lengths[d];
+    hashes = PyBytes_FromStringAndSize(NULL, (room > 0 ? room : 1) * 8);
+    counts = PyBytes_FromStringAndSize(NULL, (docs.count > 0 ? docs.count : 1) * sizeof(Py_ssize_t));
+    scratch = PyMem_Malloc((docs.longest > 0 ? docs.longest : 1) * sizeof(uint32_t));
+    declined = PyMem_Calloc(docs.count > 0 ? docs.count : 1, 1);
+    if (hashes == NULL || counts == NULL) goto done;
+    if (scratch == NULL || declined == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t room = 0;
-    for (; taken < count; taken++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(sequence, taken), &views[taken],
-                               PyBUF_SIMPLE) < 0)
-            goto done;
-        room += views[taken].len < max_bytes ? views[taken].len : max_bytes;
-    }
-    hashes = PyBytes_FromStringAndSize(NULL, (room > 0 ? room : 1) * 8);
-    counts = PyBytes_FromStringAndSize(NULL, (count > 0 ? count : 1) * sizeof(Py_ssize_t));
-    others = PyList_New(0);
-    if (hashes == NULL || counts == NULL || others == NULL) goto done;
     uint64_t *out = (uint64_t *)PyBytes_AS_STRING(hashes);
     Py_ssize_t *per_text = (Py_ssize_t *)PyBytes_AS_STRING(counts);
     Py_ssize_t written = 0;
-    for (Py_ssize_t d = 0; d < count; d++) {
-        const uint8_t *text = views[d].buf;
-        Py_ssize_t length = views[d].len < max_bytes ? views[d].len : max_bytes;
-        int ascii = 1;
-        for (Py_ssize_t i = 0; i < length; i++) {
-            if (text[i] & 0x80) {
-                ascii = 0;
-                break;
-            }
-        }
-        if (!ascii) {
-            per_text[d] = 0;
-            PyObject *index = PyLong_FromSsize_t(d);
-            if (index == NULL || PyList_Append(others, index) < 0) {
-                Py_XDECREF(index);
-                goto done;
-            }
-            Py_DECREF(index);
-            continue;
-        }
-        Py_ssize_t n = text_shingles(text, 1, length, v[0].buf, 128, v[1].buf, base, 1,
-                                     out + written);
-        per_text[d] = n;
-        written += n;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t d = 0; d < docs.count; d++) {
+        Py_ssize_t n = document_shingles(docs.views[d].buf, docs.lengths[d], v[0].buf,
+                                         v[0].len, v[1].buf, v[2].buf, base, scratch,
+                                         out + written, 0, NULL);
+        declined[d] = n < 0;
+        per_text[d] = n < 0 ? 0 : n;
+        written += n < 0 ? 0 : n;
     }
-    if (_PyBytes_Resize(&hashes, written * 8) < 0) goto done;
-    if (count == 0 && _PyBytes_Resize(&counts, 0) < 0) goto done;
+    Py_END_ALLOW_THREADS
+    others = declined_list(declined, docs.count);
+    if (others == NULL || _PyBytes_Resize(&hashes, written * 8) < 0) goto done;
+    if (docs.count == 0 && _PyBytes_Resize(&counts, 0) < 0) goto done;
     result = PyTuple_Pack(3, hashes, counts, others);
 done:
-    if (views != NULL) {
-        for (Py_ssize_t i = 0; i < taken; i++) PyBuffer_Release(&views[i]);
-        PyMem_Free(views);
-    }
-    Py_XDECREF(sequence);
+    close_documents(&docs);
+    PyMem_Free(scratch);
+    PyMem_Free(declined);
     Py_XDECREF(hashes);
     Py_XDECREF(counts);
     Py_XDECREF(others);
-    release(v, 2);
+    release(v, 3);
+    return result;
+}
+
+/* folded_levels(documents, max_bytes, classes, fold, weights, base, sample_seed, level_seed,
+ *               mask, table) -> (levels, others)
+ *
+ * What folded_shingles then levels below give, in one pass that keeps no hashes: levels (int8
+ * per document, as bytes; 0 for the declined ones) and `others`, the declined documents. */
+static PyObject *folded_levels(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *documents;
+    Py_ssize_t max_bytes;
+    Py_buffer v[4] = {{0}};
+    unsigned long long base, sample_seed, level_seed, mask;
+    if (!PyArg_ParseTuple(args, "Ony*y*y*KKKKy*", &documents, &max_bytes, &v[0], &v[1], &v[2],
+                          &base, &sample_seed, &level_seed, &mask, &v[3])) {
+        release(v, 4);
+        return NULL;
+    }
+    Documents docs = {0};
+    PyObject *levels = NULL, *others = NULL, *result = NULL;
+    uint32_t *scratch = NULL;
+    uint8_t *declined = NULL;
+    if (check_tables(&v[0], &v[1], &v[2]) || too_small(&v[3], (Py_ssize_t)mask + 1, "table") ||
+        open_documents(&docs, documents, max_bytes) < 0)
+        goto done;
+    levels = PyBytes_FromStringAndSize(NULL, docs.count);
+    scratch = PyMem_Malloc((docs.longest > 0 ? docs.longest : 1) * sizeof(uint32_t));
+    declined = PyMem_Calloc(docs.count > 0 ? docs.count : 1, 1);
+    if (levels == NULL) goto done;
+    if (scratch == NULL || declined == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int8_t *out = (int8_t *)PyBytes_AS_STRING(levels);
+    const int8_t *table = v[3].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t d = 0; d < docs.count; d++) {
+        uint64_t anchor = UINT64_MAX;
+        Py_ssize_t n = document_shingles(docs.views[d].buf, docs.lengths[d], v[0].buf,
+                                         v[0].len, v[1].buf, v[2].buf, base, scratch, NULL,
+                                         sample_seed, &anchor);
+        declined[d] = n < 0;
+        out[d] = n < 0 ? 0 : n == 0 ? -1 : table[fmix(anchor ^ level_seed) & mask];
+    }
+    Py_END_ALLOW_THREADS
+    others = declined_list(declined, docs.count);
+    if (others == NULL) goto done;
+    result = PyTuple_Pack(2, levels, others);
+done:
+    close_documents(&docs);
+    PyMem_Free(scratch);
+    PyMem_Free(declined);
+    Py_XDECREF(levels);
+    Py_XDECREF(others);
+    release(v, 4);
     return result;
 }
 
@@ -351,7 +525,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"shingles", shingles, METH_VARARGS, "Shingle hashes of joined texts (see the source)."},
-    {"ascii_shingles", ascii_shingles, METH_VARARGS, "Shingles of ASCII documents."},
+    {"folded_shingles", folded_shingles, METH_VARARGS, "Shingles of documents (see the source)."},
+    {"folded_levels", folded_levels, METH_VARARGS, "Sample levels of documents (see the source)."},
     {"levels", levels, METH_VARARGS, "Sample level of each text (see the source)."},
     {"signatures", signatures, METH_VARARGS, "MinHash signatures of chosen texts."},
     {NULL, NULL, 0, NULL},

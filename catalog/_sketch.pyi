@@ -19,9 +19,22 @@ def shingles(
     counts: _In,
     /,
 ) -> int: ...
-def ascii_shingles(
-    documents: Sequence[_In], max_bytes: int, classes: _In, weights: _In, base: int, /
+def folded_shingles(
+    documents: Sequence[_In], max_bytes: int, classes: _In, fold: _In, weights: _In, base: int, /
 ) -> tuple[bytes, bytes, list[int]]: ...
+def folded_levels(
+    documents: Sequence[_In],
+    max_bytes: int,
+    classes: _In,
+    fold: _In,
+    weights: _In,
+    base: int,
+    sample_seed: int,
+    level_seed: int,
+    mask: int,
+    table: _In,
+    /,
+) -> tuple[bytes, list[int]]: ...
 def levels(
     hashes: _In,
     bounds: _In,

@@ -342,32 +342,104 @@ def _native_shingles(
     return out[:written], counts
 
 
-def _native_candidates(
-    candidates: dict[bytes, int], documents: list[Buffer]
-) -> tuple[list[bytes], U64, npt.NDArray[np.intp]]:
-    """The candidates' digests, ASCII documents first, with their shingles and bounds (as
-    FileSketch._add computes them otherwise): the ASCII ones straight from their bytes in
-    compiled code, the others normalised here."""
-    assert _native is not None
-    order = list(candidates)
-    raw = [documents[i] for i in candidates.values()]
-    table = _character_classes()
-    ascii_bytes, count_bytes, others = _native.ascii_shingles(
-        raw, MAX_SKETCH_BYTES, table[:128], _TOKEN_WEIGHTS, _BASE
-    )
-    hashes = np.frombuffer(ascii_bytes, dtype=np.uint64)
-    counts = np.frombuffer(count_bytes, dtype=np.intp)
-    if others:
-        ascii = np.ones(len(order), dtype=bool)
-        ascii[others] = False
-        kept = np.flatnonzero(ascii)
-        more, more_bounds = _shingles([normalise(raw[j]) for j in others])
-        hashes = np.concatenate((hashes, more))
-        counts = np.concatenate((counts[kept], np.diff(more_bounds)))
-        order = [order[j] for j in kept.tolist()] + [order[j] for j in others]
-    bounds = np.zeros(len(order) + 1, dtype=np.intp)
-    np.cumsum(counts, out=bounds[1:])
-    return order, hashes, bounds
+_UNFOLDED = 0xFFFFFFFF
+_HANGUL = ((0x1100, 0x11FF), (0xA960, 0xA97F), (0xAC00, 0xD7FF))
+"""Jamo compose algorithmically (not by decomposition mappings), syllables with trailing jamo."""
+
+
+@functools.cache
+def _fold_table() -> npt.NDArray[np.uint32]:
+    """For each code point of the Basic Multilingual Plane, its lower-case form if NFKC leaves it
+    as it is in every text made only of such code points, else _UNFOLDED.
+
+    Such a code point is its own NFKC form, is not combining, and neither it nor the first code
+    point of its canonical decomposition (é is e + U+0301) is the second half of a canonical
+    composition. NFKC decomposes the text code point by code point, reorders only combining
+    marks within one code point's decomposition, and recomposes each decomposition into its
+    code point: nothing joins across two of them, since what follows is never a second half.
+    Its lower case is one code point, and it is not Σ (whose lower case depends on its
+    neighbours). For a text of such code points, :func:`normalise` is only lower-casing, one
+    code point at a time: what the compiled sketch does (tests check every code point of the
+    table against unicodedata, and texts of them against :func:`normalise`).
+    """
+    seconds: set[int] = set()
+    for code in range(sys.maxunicode + 1):
+        mapping = unicodedata.decomposition(chr(code))
+        if mapping and not mapping.startswith("<"):
+            parts = mapping.split()
+            if len(parts) == 2:
+                seconds.add(int(parts[1], 16))
+    table = np.full(0x10000, _UNFOLDED, dtype=np.uint32)
+    for code in range(0x10000):
+        character = chr(code)
+        if (
+            0xD800 <= code < 0xE000
+            or code == 0x03A3
+            or any(low <= code <= high for low, high in _HANGUL)
+            or unicodedata.normalize("NFKC", character) != character
+        ):
+            continue
+        first = unicodedata.normalize("NFD", character)[0]
+        if code in seconds or ord(first) in seconds or unicodedata.combining(first):
+            continue
+        lower = character.lower()
+        if len(lower) == 1:
+            table[code] = ord(lower)
+    return table
+
+
+class _NativeLevels:
+    """A batch's new documents levelled in compiled code, in one pass that keeps no shingles:
+    those the compiled code reads itself (ASCII, or BMP text that NFKC leaves as it is), and the
+    others normalised here. :meth:`shingles` then gives the shingles of the chosen few."""
+
+    def __init__(self, documents: list[Buffer]) -> None:
+        assert _native is not None
+        self.documents = documents
+        levels, others = _native.folded_levels(
+            documents,
+            MAX_SKETCH_BYTES,
+            _character_classes(),
+            _fold_table(),
+            _TOKEN_WEIGHTS,
+            _BASE,
+            int(_SAMPLE_SEED),
+            int(_LEVEL_SEED),
+            _LEVEL_MASK,
+            _LEVEL_OF_LOW_BITS,
+        )
+        self.levels = np.frombuffer(levels, dtype=np.int8).copy()
+        self.others = np.array(others, dtype=np.intp)
+        self.other_hashes, self.other_bounds = _shingles([normalise(documents[j]) for j in others])
+        if others:
+            self.levels[self.others] = _levels(self.other_hashes, self.other_bounds)
+
+    def shingles(
+        self, chosen: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.intp], U64, npt.NDArray[np.intp]]:
+        """The chosen documents reordered (those read in compiled code first), with their
+        shingles and bounds in that order."""
+        assert _native is not None
+        other = np.isin(chosen, self.others)
+        folded, normalised = chosen[~other], chosen[other]
+        hashes, counts, declined = _native.folded_shingles(
+            [self.documents[j] for j in folded.tolist()],
+            MAX_SKETCH_BYTES,
+            _character_classes(),
+            _fold_table(),
+            _TOKEN_WEIGHTS,
+            _BASE,
+        )
+        assert not declined, "folded_levels read these documents"
+        parts = [np.frombuffer(hashes, dtype=np.uint64)]
+        sizes = [np.frombuffer(counts, dtype=np.intp)]
+        for j in np.searchsorted(self.others, normalised).tolist():
+            start, end = self.other_bounds[j], self.other_bounds[j + 1]
+            parts.append(self.other_hashes[start:end])
+            sizes.append(np.array([end - start], dtype=np.intp))
+        bounds = np.zeros(len(chosen) + 1, dtype=np.intp)
+        np.cumsum(np.concatenate(sizes), out=bounds[1:])
+        return np.concatenate((folded, normalised)), np.concatenate(parts), bounds
 
 
 def _token_spans(
@@ -552,18 +624,30 @@ class FileSketch:
         documents: list[Buffer],
     ) -> None:
         """Level the new documents, settle the sample level, then sketch only those kept."""
+        digests = list(candidates)
         if _native is not None:
-            digests, hashes, bounds = _native_candidates(candidates, documents)
+            native = _NativeLevels([documents[i] for i in candidates.values()])
+            levels = native.levels
         else:
-            texts = {digest: _normalised(documents[i]) for digest, i in candidates.items()}
+            texts = [_normalised(documents[i]) for i in candidates.values()]
             # ASCII texts first, so that they are hashed together a byte per character.
-            digests = sorted(texts, key=lambda digest: type(texts[digest]) is str)
-            hashes, bounds = _shingles([texts[digest] for digest in digests])
-        levels = _levels(hashes, bounds)
+            order = sorted(range(len(texts)), key=lambda j: type(texts[j]) is str)
+            hashes, bounds = _shingles([texts[j] for j in order])
+            levels = np.empty(len(texts), dtype=np.int8)
+            levels[order] = _levels(hashes, bounds)
         self._level = _settle(self._samples, self._level, arriving=levels)
         chosen = np.flatnonzero(levels >= self._level)
-        keys = _band_keys(_signatures(hashes, bounds, chosen))
-        for row, index in enumerate(chosen.tolist()):
+        if _native is not None:
+            rows, hashes, bounds = native.shingles(chosen)
+            keys = _band_keys(_signatures(hashes, bounds, np.arange(len(rows))))
+        else:
+            rows = chosen
+            position = np.empty(len(texts), dtype=np.intp)
+            position[order] = np.arange(len(texts))
+            keys = _band_keys(_signatures(hashes, bounds, position[chosen]))
+        # In document order, whichever code computed the keys: the sketch's bytes are the same.
+        for row in np.argsort(rows, kind="stable").tolist():
+            index = int(rows[row])
             digest = digests[index]
             self._samples[digest] = _Sample(
                 start + candidates[digest],

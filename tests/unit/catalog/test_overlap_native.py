@@ -10,6 +10,7 @@ with it, on texts chosen to reach every branch: ASCII bytes and UTF-32 texts, un
 from __future__ import annotations
 
 import random
+import unicodedata
 
 import numpy as np
 import pytest
@@ -119,6 +120,147 @@ def test_ascii_heads_are_lower_cased_and_cut_alike(
     monkeypatch.setattr(overlap, "MAX_SKETCH_BYTES", head)
 
     _sketch_alike(documents, monkeypatch)
+
+
+def _folded() -> list[str]:
+    table = overlap._fold_table()
+    return [chr(c) for c in np.flatnonzero(table != overlap._UNFOLDED).tolist()]
+
+
+def test_every_folded_code_point_is_its_own_nfkc_form_lower_cased() -> None:
+    """The table's promise, code point by code point: normalise leaves it as its one lower-case
+    code point, which is what the table maps it to."""
+    table = overlap._fold_table()
+    folded = _folded()
+    assert len(folded) > 40_000  # Latin, Greek, Cyrillic, punctuation, CJK ...
+    for character in folded:
+        assert unicodedata.normalize("NFKC", character) == character
+        assert overlap.normalise(character.encode()) == chr(table[ord(character)])
+    for refused in "\u0301\u00b4\ufb01\u2163\u03a3\u0130\uac00\u1100\u0bbe\u2026":
+        assert table[ord(refused)] == overlap._UNFOLDED, hex(ord(refused))
+
+
+def test_texts_of_folded_code_points_are_left_alone_by_nfkc() -> None:
+    """Nothing joins across two folded code points (é next to anything folded stays é): 300,000
+    random pairs and triples, weighted towards those with decompositions."""
+    rng = random.Random(11)
+    folded = _folded()
+    decomposed = [c for c in folded if unicodedata.decomposition(c)]
+    for _ in range(100_000):
+        a, b = rng.choice(decomposed), rng.choice(folded)
+        c = rng.choice(folded)
+        for text in (a + b, b + a, a + b + c):
+            assert unicodedata.normalize("NFKC", text) == text
+            assert text.lower() == "".join(ch.lower() for ch in text)
+
+
+FOLDED_ALPHABET = "ab Zé ÉñØßÿ ΑΩως Дж \u2019\u201c\u201d\u2014\u2013 日本 ¿¡ 09 \t\n,."
+UNFOLDED_ALPHABET = "\u0301ﬁ\u2163Σİ가…\U0001f600"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=FOLDED_ALPHABET, max_size=60)
+        | st.text(alphabet=FOLDED_ALPHABET + UNFOLDED_ALPHABET, max_size=60),
+        max_size=10,
+    )
+)
+def test_folded_documents_give_the_normalised_shingles(texts: list[str]) -> None:
+    """The compiled code reads a document itself, or declines it; what it reads gives the
+    shingles that normalise and the numpy code give."""
+    assert overlap._native is not None
+    documents = [t.encode() for t in texts]
+    hashes, counts, others = overlap._native.folded_shingles(
+        documents,
+        overlap.MAX_SKETCH_BYTES,
+        overlap._character_classes(),
+        overlap._fold_table(),
+        overlap._TOKEN_WEIGHTS,
+        overlap._BASE,
+    )
+    got = np.frombuffer(hashes, dtype=np.uint64)
+    sizes = np.frombuffer(counts, dtype=np.intp)
+    position = 0
+    for i, text in enumerate(texts):
+        table = overlap._fold_table()
+        readable = all(ord(c) < 0x10000 and table[ord(c)] != overlap._UNFOLDED for c in text)
+        assert (i not in others) == readable
+        if i in others:
+            assert sizes[i] == 0
+            continue
+        expected = overlap.shingle_hashes(overlap.normalise(documents[i]))
+        assert np.array_equal(got[position : position + sizes[i]], expected)
+        position += sizes[i]
+    assert position == len(got)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=FOLDED_ALPHABET + UNFOLDED_ALPHABET, min_size=30, max_size=200),
+        max_size=30,
+    )
+)
+def test_mixed_documents_sketch_alike(texts: list[str]) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        _sketch_alike([t.encode() for t in texts], patch)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"caf\xc3",  # a sequence cut at the end
+        b"over long \xc0\xaf slash",
+        b"over long \xe0\x80\xaf slash",
+        b"surrogate \xed\xa0\x80 here",
+        b"lone continuation \x80 byte",
+        "beyond the plane \U0001f600".encode(),
+        b"bad second byte \xc3\x28 here",
+        b"bad third byte \xe2\x80\x28 here",
+    ],
+)
+def test_text_that_is_not_plain_utf8_is_declined(document: bytes) -> None:
+    """The compiled reader takes only well-formed UTF-8 of folded code points; anything else
+    goes to normalise (which drops what is not UTF-8), so the sketch is the same either way."""
+    assert overlap._native is not None
+    _, others = overlap._native.folded_levels(
+        [document, b"plain words"],
+        overlap.MAX_SKETCH_BYTES,
+        overlap._character_classes(),
+        overlap._fold_table(),
+        overlap._TOKEN_WEIGHTS,
+        overlap._BASE,
+        int(overlap._SAMPLE_SEED),
+        int(overlap._LEVEL_SEED),
+        overlap._LEVEL_MASK,
+        overlap._LEVEL_OF_LOW_BITS,
+    )
+    assert others == [0]
+    with pytest.MonkeyPatch.context() as patch:
+        _sketch_alike([document * 4, b"plain words " * 8], patch)
+
+
+def test_a_head_cut_inside_a_character_sketches_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MAX_SKETCH_BYTES can fall inside a character: normalise drops the cut bytes, the compiled
+    reader declines the document and leaves it to normalise."""
+    monkeypatch.setattr(overlap, "MAX_SKETCH_BYTES", 41)
+    documents = [("a" * 40 + "é and more words after the cut").encode(), ("ж" * 30).encode()]
+    _sketch_alike(documents, monkeypatch)
+
+
+def test_folded_levels_are_the_levels_of_the_shingles() -> None:
+    """The one-pass levels (no shingles kept) are those of the shingles the other path keeps."""
+    assert overlap._native is not None
+    rng = random.Random(5)
+    words = ["Café", "naïve", "Ωμέγα", "жук", "\u2019quoted\u2019", "plain", "WORDS", "日本語", "x"]
+    documents = [
+        " ".join(rng.choice(words) for _ in range(rng.randint(0, 40))).encode() for _ in range(500)
+    ]
+    levels = overlap._NativeLevels(documents).levels
+    hashes, bounds = overlap._shingles([overlap.normalise(d) for d in documents])
+    assert np.array_equal(levels, overlap._levels(hashes, bounds))
+    assert (levels >= 0).sum() > 400
 
 
 @pytest.mark.parametrize(

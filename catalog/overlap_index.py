@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -46,6 +47,7 @@ from catalog.errors import CatalogError
 from catalog.models import Dataset, DatasetVersion
 from catalog.overlap import (
     BANDS,
+    I64,
     IndexedVersion,
     OverlapPolicy,
     OverlapReport,
@@ -148,37 +150,86 @@ def index_version(
             "indexed_at": datetime.now(UTC),
         },
     ).scalar_one()
-    _insert(connection, _DOCUMENTS, zip(sketch.documents, itertools.repeat(key)), chunk)
-    # In key order, as the documents already are: inserting into the B-tree in order is 3-4x
-    # faster than in sample order (measured on SQLite), and the rows are the same.
     band_keys = sketch.sample_keys.ravel()
     band_records = np.repeat(sketch.sample_records, BANDS)
+    # In key order, as the documents already are: inserting into the B-tree in order is 3-4x
+    # faster than in sample order (measured on SQLite), and the rows are the same.
     order = np.lexsort((band_records, band_keys))
-    bands = zip(band_keys[order].tolist(), itertools.repeat(key), band_records[order].tolist())
+    band_keys, band_records = band_keys[order], band_records[order]
+    if connection.dialect.name == "sqlite":
+        _sqlite_insert_documents(connection, sketch.documents, int(key))
+        _sqlite_insert_bands(connection, band_keys, band_records, int(key))
+        return int(key)
+    _insert(connection, _DOCUMENTS, zip(sketch.documents, itertools.repeat(key)), chunk)
+    bands = zip(band_keys.tolist(), itertools.repeat(key), band_records.tolist())
     _insert(connection, _BANDS, bands, chunk)
     return int(key)
+
+
+# SQLite inserts a large version's rows fastest from one statement that cuts them out of one
+# bound value itself (a recursive CTE counts the rows), not from an executemany, whose cost is
+# mostly binding and stepping each row from Python: for 1M documents and 1.25M band rows,
+# 6.8 s -> 4.5 s in the publishing database (foreign keys on), 3.4 -> 1.2 s for the documents
+# alone in a bare table. (Looking keys up the same way gained nothing over IN lists: the CTE's
+# own rows cost ~0.5 us each.)
+_SQLITE_DOCUMENTS = """
+WITH RECURSIVE row(i) AS (
+    SELECT 0 WHERE :count > 0 UNION ALL SELECT i + 1 FROM row WHERE i + 1 < :count
+)
+INSERT INTO overlap_document (sha256, version_key)
+SELECT substr(:hashes, i * 32 + 1, 32), :version FROM row
+"""
+_DECIMAL = 20
+"""Characters of a signed 64-bit integer written as a sign and 19 digits (in _SQLITE_BANDS)."""
+_SQLITE_BANDS = """
+WITH RECURSIVE row(i) AS (
+    SELECT 0 WHERE :count > 0 UNION ALL SELECT i + 1 FROM row WHERE i + 1 < :count
+)
+INSERT INTO overlap_band (band_key, version_key, record)
+SELECT CAST(substr(:rows, i * 40 + 1, 20) AS INTEGER), :version,
+       CAST(substr(:rows, i * 40 + 21, 20) AS INTEGER)
+FROM row
+"""
+
+
+def _sqlite_insert_documents(connection: Connection, digests: Sequence[bytes], key: int) -> None:
+    """The version's document rows, from the hashes joined in one BLOB (substr cuts a BLOB by
+    bytes, in constant time)."""
+    parameters = {"count": len(digests), "hashes": b"".join(digests), "version": key}
+    connection.exec_driver_sql(_SQLITE_DOCUMENTS, parameters)
+
+
+def _sqlite_insert_bands(connection: Connection, keys: I64, records: I64, key: int) -> None:
+    """The version's band rows, from each (band key, record) written as two fixed-width decimal
+    numbers in one BLOB, which SQLite's CAST reads back as the same integers."""
+    rows = np.concatenate((_decimal(keys), _decimal(records)), axis=1)
+    parameters = {"count": len(keys), "rows": rows.tobytes(), "version": key}
+    connection.exec_driver_sql(_SQLITE_BANDS, parameters)
+
+
+def _decimal(values: I64) -> npt.NDArray[np.uint8]:
+    """Each signed 64-bit integer as _DECIMAL ASCII characters: its sign, then 19 digits."""
+    negative = values < 0
+    # The magnitude in uint64, where even -2^63 has one: two's complement, then negated.
+    magnitude = np.where(negative, ~values.view(np.uint64) + np.uint64(1), values.view(np.uint64))
+    out = np.empty((len(values), _DECIMAL), dtype=np.uint8)
+    out[:, 0] = np.where(negative, ord("-"), ord("+"))
+    ten = np.uint64(10)
+    for column in range(_DECIMAL - 1, 0, -1):
+        magnitude, digit = np.divmod(magnitude, ten)
+        out[:, column] = digit.astype(np.uint8) + ord("0")
+    return out
 
 
 def _insert(
     connection: Connection, table: Table, rows: Iterator[tuple[Any, ...]], chunk: int
 ) -> None:
-    """Bulk insert of rows (in the table's column order): COPY on PostgreSQL; on SQLite one
-    executemany of the driver's own cursor over the rows as they come (SQLAlchemy's per-row
-    parameter handling, and making lists of the rows, cost more than SQLite's inserts:
-    hundreds of thousands of rows per large version); elsewhere executemany in chunks."""
+    """Bulk insert of rows (in the table's column order): COPY on PostgreSQL, elsewhere
+    executemany in chunks (SQLite has its own statements above)."""
     if connection.dialect.name == "postgresql":
         _copy(connection, table, rows)
         return
     statement = str(insert(table).compile(dialect=connection.dialect))
-    if connection.dialect.name == "sqlite":
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        cursor = driver.cursor()
-        try:
-            cursor.executemany(statement, rows)
-        finally:
-            cursor.close()
-        return
     for batch in _batches(rows, chunk):
         connection.exec_driver_sql(statement, batch)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from collections.abc import Iterator
@@ -147,6 +148,43 @@ def test_a_copying_version_is_found_and_named(engine: Engine) -> None:
         as_bob = find_overlaps(session, sketch, exclude_provider="bob")
     assert [o.provider for o in as_bob.overlaps] == ["alice"]
     assert as_bob.overlaps[0].exact_records == 100
+
+
+def test_the_index_rows_are_the_sketch(engine: Engine) -> None:
+    """Every document hash and every (band key, record), exactly, including the extreme 64-bit
+    keys (SQLite's rows are cut out of one bound value by the database itself)."""
+    rng = random.Random(15)
+    sketch = sketch_of([article(rng, 40).encode() for _ in range(300)])
+    keys = sketch.sample_keys.copy()
+    keys[0, :3] = [-(2**63), 2**63 - 1, 0]
+    keys[1, :2] = [-1, 1]
+    sketch = dataclasses.replace(sketch, sample_keys=keys)
+    with Session(engine) as session:
+        version = publish(session, "bob", "bobs-news", "v1")
+        key = index_version(session, version, sketch)
+        connection = session.connection()
+        documents = connection.execute(
+            select(OverlapDocument.sha256).where(OverlapDocument.version_key == key)  # type: ignore[arg-type]
+        ).scalars().all()
+        bands = connection.execute(
+            select(OverlapBand.band_key, OverlapBand.record).where(OverlapBand.version_key == key)  # type: ignore[arg-type]
+        ).all()
+    assert sorted(bytes(d) for d in documents) == list(sketch.documents)
+    expected = [
+        (int(band), int(record))
+        for row, record in zip(keys, sketch.sample_records, strict=True)
+        for band in row
+    ]
+    assert sorted((int(b), int(r)) for b, r in bands) == sorted(expected)
+
+
+def test_an_empty_version_indexes_no_rows(engine: Engine) -> None:
+    sketch = sketch_of([b"short"])
+    with Session(engine) as session:
+        version = publish(session, "bob", "bobs-news", "v1")
+        index_version(session, version, sketch)
+        assert count(session, OverlapDocument) == count(session, OverlapBand) == 0
+        assert count(session, OverlapVersion) == 1
 
 
 def test_a_version_is_indexed_once(engine: Engine) -> None:

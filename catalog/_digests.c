@@ -12,6 +12,17 @@
 
 #define HASH 32
 
+/* SHA-256 through the low-level calls. OpenSSL 3's one-call SHA256() goes through
+ * EVP_Q_digest, which looks the algorithm up by name every time: ~1 us more per call, ten
+ * times the cost of hashing a leaf (measured, OpenSSL 3.0 on an x86 CPU with SHA
+ * instructions). */
+static inline void sha256(const void *data, size_t size, unsigned char *out) {
+    SHA256_CTX context;
+    SHA256_Init(&context);
+    SHA256_Update(&context, data, size);
+    SHA256_Final(out, &context);
+}
+
 static int hash_of(PyObject *item, unsigned char *out, const char *what) {
     if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) != HASH) {
         PyErr_Format(PyExc_ValueError, "a %s is %d bytes", what, HASH);
@@ -39,12 +50,12 @@ static PyObject *hash_each(PyObject *given, int leaf) {
         unsigned char *out = (unsigned char *)PyBytes_AS_STRING(digest);
         if (leaf) {
             if (hash_of(items[i], input + 1, "document hash") < 0) goto fail;
-            SHA256(input, sizeof input, out);
+            sha256(input, sizeof input, out);
             continue;
         }
         Py_buffer view;
         if (PyObject_GetBuffer(items[i], &view, PyBUF_SIMPLE) < 0) goto fail;
-        SHA256(view.buf, (size_t)view.len, out);
+        sha256(view.buf, (size_t)view.len, out);
         PyBuffer_Release(&view);
     }
     Py_DECREF(sequence);
@@ -92,7 +103,7 @@ static PyObject *perfect_root(PyObject *self, PyObject *hashes) {
     for (Py_ssize_t width = count; width > 1; width /= 2) {
         for (Py_ssize_t i = 0; i < width / 2; i++) {
             memcpy(input + 1, level + 2 * i * HASH, 2 * HASH);
-            SHA256(input, sizeof input, level + i * HASH);
+            sha256(input, sizeof input, level + i * HASH);
         }
     }
     result = PyBytes_FromStringAndSize((const char *)level, HASH);

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 import struct
 import sys
@@ -686,12 +687,15 @@ class FileSketch:
         sketch._hashes = bytearray(data[size:hashes_end])
         sketch._short = bytearray(data[hashes_end : hashes_end + records])
         rows = np.frombuffer(data, dtype=_SAMPLE_ROW, offset=hashes_end + records)
-        sketch._samples = {
-            bytes(row["digest"]): _Sample(
-                int(row["record"]), int(row["count"]), int(row["level"]), bytes(row["keys"])
-            )
-            for row in rows
-        }
+        fields = zip(
+            rows["record"].tolist(),
+            rows["count"].tolist(),
+            rows["level"].tolist(),
+            rows["keys"].tolist(),
+            strict=True,
+        )
+        samples = itertools.starmap(_Sample, fields)
+        sketch._samples = dict(zip(rows["digest"].tolist(), samples, strict=True))
         return sketch
 
 
@@ -807,7 +811,7 @@ class VersionSketch:
     ) -> VersionSketch:
         all_hashes = np.frombuffer(hashes, dtype="V32")
         long = np.flatnonzero(np.frombuffer(short, dtype=np.uint8) == 0)
-        unique, first, counts = np.unique(all_hashes[long], return_index=True, return_counts=True)
+        unique, first, counts = _unique_hashes(all_hashes[long])
         ordered = sorted(samples.items(), key=lambda item: item[1].record)
         keys = np.frombuffer(b"".join(s.keys for _, s in ordered), dtype=np.int64)
         return cls(
@@ -823,6 +827,26 @@ class VersionSketch:
             sample_levels=np.array([s.level for _, s in ordered], dtype=np.int8),
             sample_keys=keys.reshape(len(ordered), BANDS),
         )
+
+
+def _unique_hashes(
+    hashes: npt.NDArray[np.void],
+) -> tuple[npt.NDArray[np.void], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """``np.unique(hashes, return_index=True, return_counts=True)`` of 32-byte hashes, sorted by
+    their first 8 bytes as an unsigned integer (the same order: big-endian): ~5x faster than
+    numpy's sort of 32-byte values. Two different hashes that share 8 bytes (about one pair in
+    10^7 among 10^6 hashes) make it sort them whole instead."""
+    if len(hashes) == 0:
+        return np.unique(hashes, return_index=True, return_counts=True)
+    prefix = np.frombuffer(hashes.tobytes(), dtype=">u8")[::4]
+    order = np.argsort(prefix, kind="stable")
+    ordered = hashes[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    distinct = prefix[order][starts]
+    if len(distinct) > 1 and not np.all(distinct[1:] > distinct[:-1]):
+        return np.unique(hashes, return_index=True, return_counts=True)
+    counts = np.diff(np.append(starts, len(ordered)))
+    return ordered[starts], order[starts], counts
 
 
 # -- reports -----------------------------------------------------------------------------------

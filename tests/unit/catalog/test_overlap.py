@@ -460,3 +460,21 @@ def test_malformed_reports_are_refused(sketch: VersionSketch, mutate: object) ->
     mutate(data)
     with pytest.raises(ManifestError):
         OverlapReport.from_json(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 1000])
+def test_unique_hashes_is_numpys_unique(size: int) -> None:
+    """The faster unique of a version's document hashes gives exactly numpy's answer, also when
+    two different hashes share their first 8 bytes (the order is then settled by the rest)."""
+    rng = np.random.default_rng(size)
+    hashes = rng.integers(0, 256, size=(size, 32), dtype=np.uint8).view("V32").ravel()
+    cases = [hashes, np.concatenate((hashes, hashes[: size // 3]))]
+    if size >= 2:
+        tie = hashes.copy()
+        tie[1] = np.frombuffer(tie[0].tobytes()[:8] + tie[1].tobytes()[8:], dtype="V32")[0]
+        cases.append(tie)
+    for case in cases:
+        got = overlap._unique_hashes(case)
+        expected = np.unique(case, return_index=True, return_counts=True)
+        for a, b in zip(got, expected, strict=True):
+            assert np.array_equal(a, b)

@@ -1,10 +1,10 @@
 /* JSON Lines records, scanned in C: the fast path of catalog/readers.py's JsonLinesReader.
  *
  * scan(data, field, seen) takes a block of whole lines (UTF-8, already validated by the caller)
- * and returns (documents, nbytes, characters, records, shapes): the text member `field` of every
- * record as UTF-8 bytes, their total length and number of code points, the number of records,
- * and the record shapes not in `seen` (a dict this call adds them to), each shaped as the reader
- * keeps them: (*member names, *value types). Or it returns None, having added nothing, and the
+ * and returns (documents, nbytes, characters, records, shapes, newlines): the text member `field`
+ * of every record as UTF-8 bytes, their total length and number of code points, the number of
+ * records, the record shapes not in `seen` (a dict this call adds them to), each shaped as the
+ * reader keeps them: (*member names, *value types), and the number of line feeds in the block. Or it returns None, having added nothing, and the
  * caller parses the block with the standard library's decoder, which gives the same records or
  * the exact error.
  *
@@ -278,7 +278,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*O!", &data, &field, &PyDict_Type, &seen)) return NULL;
     PyObject *documents = PyList_New(0), *shapes = PyList_New(0), *key = NULL, *result = NULL;
     unsigned char *scratch = NULL;
-    Py_ssize_t scratch_size = 0, nbytes = 0, characters = 0, records = 0;
+    Py_ssize_t scratch_size = 0, nbytes = 0, characters = 0, records = 0, lines = 0;
     if (documents == NULL || shapes == NULL) goto done;
     cursor p = data.buf, stop = p + data.len;
     span names[MAX_MEMBERS];
@@ -290,6 +290,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (line_end == NULL) line_end = stop;
         cursor q = skip_blank(p, line_end);
         cursor next = line_end + 1;
+        lines++;
         if (q == line_end) { /* a blank line */
             p = next;
             continue;
@@ -376,7 +377,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyObject *shape = PyDict_GetItem(seen, PyList_GET_ITEM(shapes, i));
         PyList_SET_ITEM(found, i, Py_NewRef(shape));
     }
-    result = Py_BuildValue("(OnnnN)", documents, nbytes, characters, records, found);
+    /* Each line ends with a line feed, except the last (empty if the block ends with one). */
+    result = Py_BuildValue("(OnnnNn)", documents, nbytes, characters, records, found, lines - 1);
 done:
     Py_XDECREF(key);
     Py_XDECREF(documents);

@@ -232,7 +232,7 @@ class JsonLinesReader(_LineReader):
         found = _native_jsonl.scan(data, self._field_bytes, self._shapes)
         if found is None:
             return None
-        documents, nbytes, characters, records, shapes = found
+        documents, nbytes, characters, records, shapes, newlines = found
         start = self._records
         if shapes:
             self._signatures.update(shapes)
@@ -241,7 +241,7 @@ class JsonLinesReader(_LineReader):
             if len(self._shapes) > _MAX_SHAPES:
                 self._shapes.clear()  # only a cache of shapes already in _fields
         self._records = start + records
-        self._line += data.count(b"\n")
+        self._line += newlines
         return Batch(start, documents, nbytes, characters)
 
     def _parse_lines(self, lines: list[str], start: int) -> tuple[list[Buffer], int]:

@@ -163,9 +163,13 @@ def test_the_index_rows_are_the_sketch(engine: Engine) -> None:
         version = publish(session, "bob", "bobs-news", "v1")
         key = index_version(session, version, sketch)
         connection = session.connection()
-        documents = connection.execute(
-            select(OverlapDocument.sha256).where(OverlapDocument.version_key == key)  # type: ignore[arg-type]
-        ).scalars().all()
+        documents = (
+            connection.execute(
+                select(OverlapDocument.sha256).where(OverlapDocument.version_key == key)  # type: ignore[arg-type]
+            )
+            .scalars()
+            .all()
+        )
         bands = connection.execute(
             select(OverlapBand.band_key, OverlapBand.record).where(OverlapBand.version_key == key)  # type: ignore[arg-type]
         ).all()

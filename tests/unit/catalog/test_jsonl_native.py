@@ -166,7 +166,8 @@ def test_ordinary_records_take_the_fast_path() -> None:
     seen: dict[bytes, tuple[str | type, ...]] = {}
     found = readers._native_jsonl.scan("\n".join(lines).encode(), b"text", seen)
     assert found is not None
-    documents, nbytes, characters, records, shapes = found
+    documents, nbytes, characters, records, shapes, newlines = found
+    assert newlines == 3
     assert documents == [b"plain", 'esc\u00e9 \U0001f600 "q"'.encode(), "日本語".encode()]
     assert (nbytes, records) == (sum(map(len, documents)), 3)
     assert characters == sum(len(d.decode()) for d in documents) == 5 + 10 + 3
@@ -176,8 +177,31 @@ def test_ordinary_records_take_the_fast_path() -> None:
         ("text", "tags", str, list),
     ]
     assert len(seen) == 3
+    for block in (b"", b"\n", b'{"text": "a"}\n', b'\n\n{"text": "a"}\n\n \n'):
+        again = readers._native_jsonl.scan(block, b"text", {})
+        assert again is not None and again[5] == block.count(b"\n")
     # A block it declines adds no shape to what it has seen.
     assert (
         readers._native_jsonl.scan(b'{"text": "new", "n": 1}\n{"text": 1}', b"text", seen) is None
     )
     assert len(seen) == 3
+
+
+def test_line_numbers_after_many_fast_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scanner counts the blocks' lines (blank ones too): an error after many blocks read by
+    it names the same line as the decoder does."""
+    from catalog import streams
+
+    monkeypatch.setattr(streams, "BLOCK_SIZE", 64)
+    lines = []
+    for i in range(300):
+        lines.append(f'{{"text": "record {i}"}}')
+        if i % 7 == 0:
+            lines += ["", "  \t"]
+    lines.append('{"text": "broken"')
+    _compare(tmp_path, lines)
+    outcome = _outcome(tmp_path / "part.jsonl", "text")
+    assert isinstance(outcome, tuple) and outcome[0] == "error"
+    assert f"line {len(lines)}" in str(outcome[1])

@@ -600,19 +600,27 @@ class FileSketch:
         if digests is None:
             digests = [hashlib.sha256(d).digest() for d in documents]
         self._hashes += b"".join(digests)
-        self._short += bytes(len(d) < MIN_DOCUMENT_BYTES for d in documents)
-        candidates: dict[bytes, int] = {}  # first occurrence in this batch of a new document
+        short = np.fromiter(map(len, documents), np.intp, len(documents)) < MIN_DOCUMENT_BYTES
+        self._short += short.astype(np.uint8).tobytes()
+        indexes = np.flatnonzero(~short).tolist()
+        long = [digests[i] for i in indexes]
+        # first occurrence in this batch of a new document, and the later occurrences' count
+        candidates: dict[bytes, int] = dict(zip(long, indexes, strict=True))
         repeats: dict[bytes, int] = {}
-        for i, (document, digest) in enumerate(zip(documents, digests, strict=True)):
-            if len(document) < MIN_DOCUMENT_BYTES:
-                continue
-            sample = self._samples.get(digest)
-            if sample is not None:
-                sample.count += 1
-            elif digest in candidates:
-                repeats[digest] = repeats.get(digest, 1) + 1
-            else:
-                candidates[digest] = i
+        if len(candidates) == len(long):  # no document twice in the batch: sets do the rest
+            for digest in candidates.keys() & self._samples.keys():
+                self._samples[digest].count += 1
+                del candidates[digest]
+        else:
+            candidates = {}
+            for i, digest in zip(indexes, long, strict=True):
+                sample = self._samples.get(digest)
+                if sample is not None:
+                    sample.count += 1
+                elif digest in candidates:
+                    repeats[digest] = repeats.get(digest, 1) + 1
+                else:
+                    candidates[digest] = i
         if candidates:
             self._add(batch.start, candidates, repeats, documents)
         self.records = batch.start + len(documents)

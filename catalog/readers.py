@@ -541,7 +541,8 @@ def _plain_strings(array: Any) -> Any:
 
 
 def _arrow_documents(array: Any) -> tuple[list[Buffer], list[int]]:
-    """Zero-copy views of each value, from the array's offsets and data buffers."""
+    """Each value as bytes, from one copy of the values' part of the array's data buffer, and
+    the offsets. (Slicing bytes costs ~40% of making a memoryview per value, copy included.)"""
     code: Literal["i", "q"] = "i" if pa.types.is_string(array.type) else "q"
     width = 4 if code == "i" else 8
     _, offsets_buffer, data_buffer = array.buffers()
@@ -550,7 +551,10 @@ def _arrow_documents(array: Any) -> tuple[list[Buffer], list[int]]:
         memoryview(offsets_buffer).cast("B")[first : first + (len(array) + 1) * width].cast(code)
     ).tolist()
     data = memoryview(data_buffer).cast("B") if data_buffer is not None else memoryview(b"")
-    return [data[a:b] for a, b in itertools.pairwise(offsets)], offsets
+    base = offsets[0]
+    text = data[base : offsets[-1]].tobytes()
+    local = [o - base for o in offsets] if base else offsets
+    return [text[a:b] for a, b in itertools.pairwise(local)], offsets
 
 
 def _first_invalid_utf8(documents: list[Buffer]) -> int:

@@ -410,3 +410,16 @@ def test_under_a_deep_temp_dir_workers_are_spawned_and_work(
     assert context.get_start_method() == "spawn"
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         assert pool.submit(len, "abc").result(timeout=120) == 3
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+def test_parquet_values_of_a_sliced_array(kind: pa.DataType) -> None:
+    """The reader's documents are the values' bytes, also for an array that starts inside its
+    buffers (an Arrow slice: offsets that do not start at 0)."""
+    from catalog.readers import _arrow_documents
+
+    values = ["alpha", "béta", "", "gamma delta", "日本語"] * 3
+    array = pa.array(values, type=kind).slice(6, 7)
+    documents, offsets = _arrow_documents(array)
+    assert documents == [v.encode() for v in values[6:13]]
+    assert offsets[-1] - offsets[0] == sum(len(v.encode()) for v in values[6:13])

@@ -222,12 +222,15 @@ static int is_ascii(const uint8_t *s, Py_ssize_t length) {
     return 1;
 }
 
-/* The documents of a sequence of buffers, each read up to max_bytes. */
+/* The documents of a sequence of buffers, each read up to max_bytes, with what a pass over them
+ * needs: room for the code points of the longest head, and which documents were declined. */
 typedef struct {
     PyObject *sequence;
     Py_buffer *views;
     Py_ssize_t *lengths; /* of each head: at most max_bytes */
     Py_ssize_t count, taken, longest;
+    uint32_t *scratch;
+    uint8_t *declined;
 } Documents;
 
 static int open_documents(Documents *d, PyObject *documents, Py_ssize_t max_bytes) {
@@ -248,6 +251,12 @@ static int open_documents(Documents *d, PyObject *documents, Py_ssize_t max_byte
         d->lengths[d->taken] = view->len < max_bytes ? view->len : max_bytes;
         if (d->lengths[d->taken] > d->longest) d->longest = d->lengths[d->taken];
     }
+    d->scratch = PyMem_Malloc((d->longest > 0 ? d->longest : 1) * sizeof(uint32_t));
+    d->declined = PyMem_Calloc(d->count > 0 ? d->count : 1, 1);
+    if (d->scratch == NULL || d->declined == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     return 0;
 }
 
@@ -257,6 +266,8 @@ static void close_documents(Documents *d) {
         PyMem_Free(d->views);
     }
     PyMem_Free(d->lengths);
+    PyMem_Free(d->scratch);
+    PyMem_Free(d->declined);
     Py_XDECREF(d->sequence);
 }
 
@@ -280,10 +291,10 @@ static Py_ssize_t document_shingles(const uint8_t *text, Py_ssize_t length,
 }
 
 /* The indexes of the declined documents, as a list. */
-static PyObject *declined_list(const uint8_t *declined, Py_ssize_t count) {
+static PyObject *declined_list(const Documents *docs) {
     PyObject *others = PyList_New(0);
-    for (Py_ssize_t d = 0; others != NULL && d < count; d++) {
-        if (!declined[d]) continue;
+    for (Py_ssize_t d = 0; others != NULL && d < docs->count; d++) {
+        if (!docs->declined[d]) continue;
         PyObject *index = PyLong_FromSsize_t(d);
         if (index == NULL || PyList_Append(others, index) < 0) Py_CLEAR(others);
         Py_XDECREF(index);
@@ -317,42 +328,32 @@ static PyObject *folded_shingles(PyObject *self, PyObject *args) {
     }
     Documents docs = {0};
     PyObject *hashes = NULL, *counts = NULL, *others = NULL, *result = NULL;
-    uint32_t *scratch = NULL;
-    uint8_t *declined = NULL;
     if (check_tables(&v[0], &v[1], &v[2]) || open_documents(&docs, documents, max_bytes) < 0)
         goto done;
     Py_ssize_t room = 0;
     for (Py_ssize_t d = 0; d < docs.count; d++) room += docs.lengths[d];
     hashes = PyBytes_FromStringAndSize(NULL, (room > 0 ? room : 1) * 8);
     counts = PyBytes_FromStringAndSize(NULL, (docs.count > 0 ? docs.count : 1) * sizeof(Py_ssize_t));
-    scratch = PyMem_Malloc((docs.longest > 0 ? docs.longest : 1) * sizeof(uint32_t));
-    declined = PyMem_Calloc(docs.count > 0 ? docs.count : 1, 1);
     if (hashes == NULL || counts == NULL) goto done;
-    if (scratch == NULL || declined == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
     uint64_t *out = (uint64_t *)PyBytes_AS_STRING(hashes);
     Py_ssize_t *per_text = (Py_ssize_t *)PyBytes_AS_STRING(counts);
     Py_ssize_t written = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t d = 0; d < docs.count; d++) {
         Py_ssize_t n = document_shingles(docs.views[d].buf, docs.lengths[d], v[0].buf,
-                                         v[0].len, v[1].buf, v[2].buf, base, scratch,
+                                         v[0].len, v[1].buf, v[2].buf, base, docs.scratch,
                                          out + written, 0, NULL);
-        declined[d] = n < 0;
+        docs.declined[d] = n < 0;
         per_text[d] = n < 0 ? 0 : n;
         written += n < 0 ? 0 : n;
     }
     Py_END_ALLOW_THREADS
-    others = declined_list(declined, docs.count);
+    others = declined_list(&docs);
     if (others == NULL || _PyBytes_Resize(&hashes, written * 8) < 0) goto done;
     if (docs.count == 0 && _PyBytes_Resize(&counts, 0) < 0) goto done;
     result = PyTuple_Pack(3, hashes, counts, others);
 done:
     close_documents(&docs);
-    PyMem_Free(scratch);
-    PyMem_Free(declined);
     Py_XDECREF(hashes);
     Py_XDECREF(counts);
     Py_XDECREF(others);
@@ -378,38 +379,28 @@ static PyObject *folded_levels(PyObject *self, PyObject *args) {
     }
     Documents docs = {0};
     PyObject *levels = NULL, *others = NULL, *result = NULL;
-    uint32_t *scratch = NULL;
-    uint8_t *declined = NULL;
     if (check_tables(&v[0], &v[1], &v[2]) || too_small(&v[3], (Py_ssize_t)mask + 1, "table") ||
         open_documents(&docs, documents, max_bytes) < 0)
         goto done;
     levels = PyBytes_FromStringAndSize(NULL, docs.count);
-    scratch = PyMem_Malloc((docs.longest > 0 ? docs.longest : 1) * sizeof(uint32_t));
-    declined = PyMem_Calloc(docs.count > 0 ? docs.count : 1, 1);
     if (levels == NULL) goto done;
-    if (scratch == NULL || declined == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
     int8_t *out = (int8_t *)PyBytes_AS_STRING(levels);
     const int8_t *table = v[3].buf;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t d = 0; d < docs.count; d++) {
         uint64_t anchor = UINT64_MAX;
         Py_ssize_t n = document_shingles(docs.views[d].buf, docs.lengths[d], v[0].buf,
-                                         v[0].len, v[1].buf, v[2].buf, base, scratch, NULL,
+                                         v[0].len, v[1].buf, v[2].buf, base, docs.scratch, NULL,
                                          sample_seed, &anchor);
-        declined[d] = n < 0;
+        docs.declined[d] = n < 0;
         out[d] = n < 0 ? 0 : n == 0 ? -1 : table[fmix(anchor ^ level_seed) & mask];
     }
     Py_END_ALLOW_THREADS
-    others = declined_list(declined, docs.count);
+    others = declined_list(&docs);
     if (others == NULL) goto done;
     result = PyTuple_Pack(2, levels, others);
 done:
     close_documents(&docs);
-    PyMem_Free(scratch);
-    PyMem_Free(declined);
     Py_XDECREF(levels);
     Py_XDECREF(others);
     release(v, 4);

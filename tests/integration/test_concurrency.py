@@ -58,15 +58,23 @@ ISSUERS, ISSUES = 2, 40
 
 
 def _issuer(
-    url: str, key_file: str, origin: str, ready: multiprocessing.synchronize.Barrier
+    url: str,
+    key_file: str,
+    origin: str,
+    ready: multiprocessing.synchronize.Barrier,
+    written: multiprocessing.synchronize.Event,
 ) -> None:
-    """What every worker's checkpoint schedule does, as fast as it can."""
+    """What every worker's checkpoint schedule does, as fast as it can, until the writers are
+    done (at least ISSUES times), so that checkpoints are issued while entries are appended
+    however the processes happen to be scheduled."""
     engine = make_engine(url)
     signer = load_log_key(Path(key_file), origin)
     ready.wait()
-    for _ in range(ISSUES):
+    issued = 0
+    while issued < ISSUES or not written.is_set():
         with unit_of_work(engine) as session:
             SqlLedger(session).issue_checkpoint(signer)
+        issued += 1
     engine.dispose()
 
 
@@ -75,15 +83,19 @@ def test_several_processes_append_without_gaps_or_forks(prepared: Prepared, tmp_
     seed = prepared.operator_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(WORKERS + ISSUERS)
+    written = context.Event()
     key_file = str(prepared.settings.resolved_log_key_file)
-    processes = [
-        context.Process(target=_writer, args=(url, seed, w, ready)) for w in range(WORKERS)
-    ] + [
-        context.Process(target=_issuer, args=(url, key_file, ORIGIN, ready)) for _ in range(ISSUERS)
+    writers = [context.Process(target=_writer, args=(url, seed, w, ready)) for w in range(WORKERS)]
+    issuers = [
+        context.Process(target=_issuer, args=(url, key_file, ORIGIN, ready, written))
+        for _ in range(ISSUERS)
     ]
-    for process in processes:
+    for process in writers + issuers:
         process.start()
-    for process in processes:
+    for process in writers:
+        process.join(timeout=300)
+    written.set()
+    for process in writers + issuers:
         process.join(timeout=300)
         assert process.exitcode == 0  # no issuer ever met a conflict
 

@@ -1355,6 +1355,7 @@ def _time_overlap_index(kind: str, sketch: Any, workdir: Path, suffix: str) -> d
     from sqlmodel import Session, SQLModel
 
     import exchange.models  # noqa: F401  (every table)
+    from catalog import overlap_index
     from catalog.models import Dataset, DatasetVersion
     from catalog.overlap_index import find_overlaps, index_version
     from exchange.db import make_engine
@@ -1404,9 +1405,14 @@ def _time_overlap_index(kind: str, sketch: Any, workdir: Path, suffix: str) -> d
                 versions.append(version.id)
             index_version(session, versions[0], sketch)
             session.commit()
+            overlap_index._ENTRIES.clear()  # the first lookup loads A's segment from the database
             started = time.perf_counter()
             report = find_overlaps(session, sketch, exclude_provider="b")
             find = time.perf_counter() - started
+            started = time.perf_counter()
+            again = find_overlaps(session, sketch, exclude_provider="b")
+            find_again = time.perf_counter() - started
+            assert again == report
             started = time.perf_counter()
             index_version(session, versions[1], sketch)
             index = time.perf_counter() - started
@@ -1423,8 +1429,17 @@ def _time_overlap_index(kind: str, sketch: Any, workdir: Path, suffix: str) -> d
         "find_s": find,
         "index_s": index,
         "find_us_per_document": 1e6 * find / records,
+        "find_again_s": find_again,
+        "find_again_us_per_document": 1e6 * find_again / records,
         "index_us_per_document": 1e6 * index / records,
     }
+
+
+def _find(row: dict[str, Any]) -> str:
+    """First lookup / again, µs per document (results from before the second have one)."""
+    first = _n(row["find_us_per_document"], 1)
+    again = row.get("find_again_us_per_document")
+    return first if again is None else f"{first} / {_n(again, 1)}"
 
 
 # =============================================================================================
@@ -2597,7 +2612,9 @@ def render_markdown(r: dict[str, Any]) -> str:
             "repetitions), per document. Lookups and indexing: `find_overlaps` then "
             "`index_version` of that file's version as provider B, on a fresh database that "
             "already indexes provider A's identical version (every lookup hits), wall time per "
-            "document, in one transaction as at publish."
+            "document, in one transaction as at publish. The first lookup loads A's segment "
+            "from the database into memory; the second (after the slash) finds it there, as "
+            "a running server's later lookups do."
         )
         add("")
         add(
@@ -2612,8 +2629,8 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"| {fmt} | `{o['file']}` ({_size(o['bytes'])}) | {o['records']:,} | "
                 f"{o['samples']:,} ({o['sample_level']}) | {_n(o['ingest_cpu_s'])} | "
                 f"{_n(o['ingest_and_sketch_cpu_s'])} | **{_n(o['sketch_us_per_document'], 1)}** | "
-                f"{_n(sq['find_us_per_document'], 1)} | {_n(sq['index_us_per_document'], 1)} | "
-                f"{_n(pg['find_us_per_document'], 1)} | {_n(pg['index_us_per_document'], 1)} | "
+                f"{_find(sq)} | {_n(sq['index_us_per_document'], 1)} | "
+                f"{_find(pg)} | {_n(pg['index_us_per_document'], 1)} | "
                 f"{_n(o['load1'], 1)} |"
             )
         add("")

@@ -1,42 +1,43 @@
-"""The overlap index: every indexed version's document hashes and sampled band keys, in SQL.
+"""The overlap index: every indexed version's document hashes and sampled band keys.
 
-Three tables (migration 0003), on SQLite and PostgreSQL alike:
+Two tables (migrations 0003 and 0008), on SQLite and PostgreSQL alike:
 
-- ``overlap_version``: one row per indexed version, with a small integer key that the two big
-  tables use instead of the 71-character version id, and what the report needs to compare
-  samples (documents, sample level, sampled documents per level).
-- ``overlap_document``: (sha256, version_key), one row per distinct indexed document of a
-  version. The primary key leads with the hash: it is the lookup index.
-- ``overlap_band``: (band_key, version_key, record), one row per band of each sampled
-  document; ``record`` is the version-wide record number of the document's first occurrence.
+- ``overlap_version``: one row per indexed version, with a small integer key, and what the
+  report needs to compare samples (documents, sample level, sampled documents per level).
+- ``overlap_segment``: one row per indexed version with its entries as two sorted arrays in two
+  BLOBs: the distinct document hashes, and (band key, record) for each band of each sampled
+  document (``record`` is the version-wide record number of the document's first occurrence),
+  and the SHA-256 of both (``digest``).
 
-Both big tables are clustered on their key on SQLite (``WITHOUT ROWID``). Nothing here
-commits: :func:`index_version` belongs in the publishing transaction, next to the version row.
+Lookups run in memory: each server process loads a segment the first time a lookup needs it
+and keeps its entries, by digest, in a few sorted numpy runs (:class:`_Entries`); which versions
+count (other providers, the same scheme, not flagged) is asked of the database each time.
+Writing a version's entries is one row; looking up a million hashes is a few binary searches
+per run. docs/overlap.md section 6 has the costs and the memory this takes.
+
+Nothing here commits: :func:`index_version` belongs in the publishing transaction, next to the
+version row.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
+import hashlib
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import (
-    ARRAY,
     JSON,
     BigInteger,
     CheckConstraint,
     Column,
-    ColumnElement,
     LargeBinary,
-    Select,
     Table,
-    any_,
-    bindparam,
     insert,
     select,
 )
@@ -57,19 +58,18 @@ from catalog.overlap import (
 )
 
 __all__ = [
-    "INSERT_CHUNK",
     "LOOKUP_CHUNK",
-    "OverlapBand",
-    "OverlapDocument",
+    "OverlapSegment",
     "OverlapVersion",
     "find_overlaps",
     "index_version",
+    "segment_digest",
+    "segment_of",
+    "versions_with_documents",
 ]
 
-INSERT_CHUNK = 10_000
-"""Rows per executemany when indexing (PostgreSQL streams all rows through one COPY)."""
 LOOKUP_CHUNK = 2_000
-"""Keys per lookup statement (well under SQLite's limit of 32766 bound parameters)."""
+"""Version keys per statement when describing the versions found."""
 
 
 class OverlapVersion(SQLModel, table=True):
@@ -90,24 +90,24 @@ class OverlapVersion(SQLModel, table=True):
     indexed_at: datetime
 
 
-class OverlapDocument(SQLModel, table=True):
-    __tablename__ = "overlap_document"
+class OverlapSegment(SQLModel, table=True):
+    """One indexed version's entries, as two sorted arrays (migration 0008)."""
+
+    __tablename__ = "overlap_segment"
     __table_args__ = (
-        CheckConstraint("length(sha256) = 32", name="ck_overlap_document_sha256"),
-        {"sqlite_with_rowid": False},
+        CheckConstraint("length(documents) % 32 = 0", name="ck_overlap_segment_documents"),
+        CheckConstraint("length(bands) % 16 = 0", name="ck_overlap_segment_bands"),
     )
 
-    sha256: bytes = Field(sa_type=LargeBinary, primary_key=True)
     version_key: int = Field(foreign_key="overlap_version.id", primary_key=True)
-
-
-class OverlapBand(SQLModel, table=True):
-    __tablename__ = "overlap_band"
-    __table_args__ = ({"sqlite_with_rowid": False},)
-
-    band_key: int = Field(sa_type=BigInteger, primary_key=True)
-    version_key: int = Field(foreign_key="overlap_version.id", primary_key=True)
-    record: int = Field(sa_type=BigInteger, primary_key=True)
+    digest: str = Field(max_length=64, description="segment_digest(documents, bands), hex")
+    documents: bytes = Field(
+        sa_type=LargeBinary, description="the distinct indexed SHA-256s, ascending, 32 bytes each"
+    )
+    bands: bytes = Field(
+        sa_type=LargeBinary,
+        description="(band key, record) of each band of each sample, ascending, two int64 LE",
+    )
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -117,8 +117,7 @@ def _table(model: type[SQLModel]) -> Table:
 
 
 _VERSIONS = _table(OverlapVersion)
-_DOCUMENTS = _table(OverlapDocument)
-_BANDS = _table(OverlapBand)
+_SEGMENTS = _table(OverlapSegment)
 _DATASET_VERSIONS = _table(DatasetVersion)
 _DATASETS = _table(Dataset)
 
@@ -126,9 +125,7 @@ _DATASETS = _table(Dataset)
 # -- indexing ----------------------------------------------------------------------------------
 
 
-def index_version(
-    session: Session, version_id: str, sketch: VersionSketch, *, chunk: int = INSERT_CHUNK
-) -> int:
+def index_version(session: Session, version_id: str, sketch: VersionSketch) -> int:
     """Add a published version to the index (in the caller's transaction); returns its key.
 
     CatalogError if the version is already indexed: versions are immutable, so is their entry.
@@ -150,99 +147,223 @@ def index_version(
             "indexed_at": datetime.now(UTC),
         },
     ).scalar_one()
-    band_keys = sketch.sample_keys.ravel()
-    band_records = np.repeat(sketch.sample_records, BANDS)
-    # In key order, as the documents already are: inserting into the B-tree in order is 3-4x
-    # faster than in sample order (measured on SQLite), and the rows are the same.
-    order = np.lexsort((band_records, band_keys))
-    band_keys, band_records = band_keys[order], band_records[order]
-    if connection.dialect.name == "sqlite":
-        _sqlite_insert_documents(connection, sketch.documents, int(key))
-        _sqlite_insert_bands(connection, band_keys, band_records, int(key))
-        return int(key)
-    _insert(connection, _DOCUMENTS, zip(sketch.documents, itertools.repeat(key)), chunk)
-    bands = zip(band_keys.tolist(), itertools.repeat(key), band_records.tolist())
-    _insert(connection, _BANDS, bands, chunk)
+    documents, bands = segment_of(sketch)
+    connection.execute(
+        insert(_SEGMENTS),
+        {
+            "version_key": key,
+            "digest": segment_digest(documents, bands),
+            "documents": documents,
+            "bands": bands,
+        },
+    )
     return int(key)
 
 
-# SQLite inserts a large version's rows fastest from one statement that cuts them out of one
-# bound value itself (a recursive CTE counts the rows), not from an executemany, whose cost is
-# mostly binding and stepping each row from Python: for 1M documents and 1.25M band rows,
-# 6.8 s -> 4.5 s in the publishing database (foreign keys on), 3.4 -> 1.2 s for the documents
-# alone in a bare table. (Looking keys up the same way gained nothing over IN lists: the CTE's
-# own rows cost ~0.5 us each.)
-_SQLITE_DOCUMENTS = """
-WITH RECURSIVE row(i) AS (
-    SELECT 0 WHERE :count > 0 UNION ALL SELECT i + 1 FROM row WHERE i + 1 < :count
-)
-INSERT INTO overlap_document (sha256, version_key)
-SELECT substr(:hashes, i * 32 + 1, 32), :version FROM row
-"""
-_DECIMAL = 20
-"""Characters of a signed 64-bit integer written as a sign and 19 digits (in _SQLITE_BANDS)."""
-_SQLITE_BANDS = """
-WITH RECURSIVE row(i) AS (
-    SELECT 0 WHERE :count > 0 UNION ALL SELECT i + 1 FROM row WHERE i + 1 < :count
-)
-INSERT INTO overlap_band (band_key, version_key, record)
-SELECT CAST(substr(:rows, i * 40 + 1, 20) AS INTEGER), :version,
-       CAST(substr(:rows, i * 40 + 21, 20) AS INTEGER)
-FROM row
-"""
+def segment_of(sketch: VersionSketch) -> tuple[bytes, bytes]:
+    """The two values of a version's ``overlap_segment`` row: its distinct document hashes,
+    ascending, and each sample's (band key, record) pairs, ascending by key then record."""
+    documents = b"".join(sorted(sketch.documents))
+    keys = sketch.sample_keys.ravel()
+    records = np.repeat(sketch.sample_records, BANDS)
+    order = np.lexsort((records, keys))
+    pairs = np.stack((keys[order], records[order]), axis=1).astype("<i8")
+    return documents, pairs.tobytes()
 
 
-def _sqlite_insert_documents(connection: Connection, digests: Sequence[bytes], key: int) -> None:
-    """The version's document rows, from the hashes joined in one BLOB (substr cuts a BLOB by
-    bytes, in constant time)."""
-    parameters = {"count": len(digests), "hashes": b"".join(digests), "version": key}
-    connection.exec_driver_sql(_SQLITE_DOCUMENTS, parameters)
+def segment_digest(documents: bytes, bands: bytes) -> str:
+    """What names a segment's content: SHA-256 over the length of ``documents`` (8 bytes, big
+    endian), ``documents`` and ``bands``. Entries in memory are kept by it."""
+    hasher = hashlib.sha256(len(documents).to_bytes(8, "big"))
+    hasher.update(documents)
+    hasher.update(bands)
+    return hasher.hexdigest()
 
 
-def _sqlite_insert_bands(connection: Connection, keys: I64, records: I64, key: int) -> None:
-    """The version's band rows, from each (band key, record) written as two fixed-width decimal
-    numbers in one BLOB, which SQLite's CAST reads back as the same integers."""
-    rows = np.concatenate((_decimal(keys), _decimal(records)), axis=1)
-    parameters = {"count": len(keys), "rows": rows.tobytes(), "version": key}
-    connection.exec_driver_sql(_SQLITE_BANDS, parameters)
+# -- the entries in memory ---------------------------------------------------------------------
+
+_NO_POSITIONS = np.empty(0, dtype=np.intp)
 
 
-def _decimal(values: I64) -> npt.NDArray[np.uint8]:
-    """Each signed 64-bit integer as _DECIMAL ASCII characters: its sign, then 19 digits."""
-    negative = values < 0
-    # The magnitude in uint64, where even -2^63 has one: two's complement, then negated.
-    magnitude = np.where(negative, ~values.view(np.uint64) + np.uint64(1), values.view(np.uint64))
-    out = np.empty((len(values), _DECIMAL), dtype=np.uint8)
-    out[:, 0] = np.where(negative, ord("-"), ord("+"))
-    ten = np.uint64(10)
-    for column in range(_DECIMAL - 1, 0, -1):
-        magnitude, digit = np.divmod(magnitude, ten)
-        out[:, column] = digit.astype(np.uint8) + ord("0")
-    return out
+@dataclass(frozen=True)
+class _Run:
+    """Index entries of some versions, each array sorted by its first column.
+
+    ``words`` are the document hashes as four big-endian 64-bit words (sorted by the first);
+    ``bands`` the band keys (sorted), with the record each belongs to. ``*_owner`` is the
+    position of the version in :attr:`_Entries.versions`.
+    """
+
+    words: npt.NDArray[np.uint64]
+    word_owner: npt.NDArray[np.int32]
+    band_keys: I64
+    band_records: I64
+    band_owner: npt.NDArray[np.int32]
+
+    @property
+    def size(self) -> int:
+        return len(self.words) + len(self.band_keys)
+
+    @classmethod
+    def of(cls, parts: Sequence[tuple[int, bytes, bytes]]) -> _Run:
+        """From (owner, documents, bands) of segment rows."""
+        words = [_words(documents) for _, documents, _ in parts]
+        pairs = [np.frombuffer(bands, dtype="<i8").reshape(-1, 2) for _, _, bands in parts]
+        run = cls(
+            words=np.concatenate([np.empty((0, 4), np.uint64), *words]),
+            word_owner=_owners(parts, [len(w) for w in words]),
+            band_keys=np.concatenate([np.empty(0, np.int64), *(p[:, 0] for p in pairs)]),
+            band_records=np.concatenate([np.empty(0, np.int64), *(p[:, 1] for p in pairs)]),
+            band_owner=_owners(parts, [len(p) for p in pairs]),
+        )
+        return run.sorted()
+
+    def sorted(self) -> _Run:
+        # Stable sorts of 64-bit integers are timsort, linear on the concatenation of two
+        # sorted runs (which is what merging does).
+        by_word = np.argsort(self.words[:, 0], kind="stable")
+        by_key = np.argsort(self.band_keys, kind="stable")
+        return _Run(
+            words=self.words[by_word],
+            word_owner=self.word_owner[by_word],
+            band_keys=self.band_keys[by_key],
+            band_records=self.band_records[by_key],
+            band_owner=self.band_owner[by_key],
+        )
+
+    def merged(self, other: _Run) -> _Run:
+        return _Run(
+            words=np.concatenate((self.words, other.words)),
+            word_owner=np.concatenate((self.word_owner, other.word_owner)),
+            band_keys=np.concatenate((self.band_keys, other.band_keys)),
+            band_records=np.concatenate((self.band_records, other.band_records)),
+            band_owner=np.concatenate((self.band_owner, other.band_owner)),
+        ).sorted()
+
+    def documents(
+        self, query: npt.NDArray[np.uint64]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int32]]:
+        """(position in ``query``, owner) of every entry equal to a queried hash (4 words)."""
+        asked, found = _equal(self.words[:, 0], query[:, 0])
+        same = np.all(self.words[found] == query[asked], axis=1)
+        return asked[same], self.word_owner[found[same]]
+
+    def bands(self, query: I64) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int32], I64]:
+        """(position in ``query``, owner, record) of every entry with a queried band key."""
+        asked, found = _equal(self.band_keys, query)
+        return asked, self.band_owner[found], self.band_records[found]
 
 
-def _insert(
-    connection: Connection, table: Table, rows: Iterator[tuple[Any, ...]], chunk: int
-) -> None:
-    """Bulk insert of rows (in the table's column order): COPY on PostgreSQL, elsewhere
-    executemany in chunks (SQLite has its own statements above)."""
-    if connection.dialect.name == "postgresql":
-        _copy(connection, table, rows)
-        return
-    statement = str(insert(table).compile(dialect=connection.dialect))
-    for batch in _batches(rows, chunk):
-        connection.exec_driver_sql(statement, batch)
+def _words(documents: bytes) -> npt.NDArray[np.uint64]:
+    """32-byte hashes, concatenated, as rows of four 64-bit words in the machine's order."""
+    return np.frombuffer(documents, dtype=">u8").reshape(-1, 4).astype(np.uint64)
 
 
-def _copy(connection: Connection, table: Table, rows: Iterator[tuple[Any, ...]]) -> None:
-    """psycopg's COPY on the session's own connection, so in the caller's transaction."""
-    columns = [c.name for c in table.columns]
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+def _owners(parts: Sequence[tuple[int, bytes, bytes]], sizes: Sequence[int]) -> Any:
+    owners = [
+        np.full(size, owner, dtype=np.int32)
+        for (owner, _, _), size in zip(parts, sizes, strict=True)
+    ]
+    return np.concatenate([np.empty(0, np.int32), *owners])
+
+
+def _equal(
+    keys: npt.NDArray[Any], query: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """(position in ``query``, position in ``keys``) of every pair of equal values; ``keys``
+    sorted. Most queries find nothing, so the right edge is only searched for those that do."""
+    if not len(keys) or not len(query):
+        return _NO_POSITIONS, _NO_POSITIONS
+    left = np.searchsorted(keys, query, side="left")
+    hit = np.flatnonzero(keys[np.minimum(left, len(keys) - 1)] == query)
+    if not len(hit):
+        return _NO_POSITIONS, _NO_POSITIONS
+    counts = np.searchsorted(keys, query[hit], side="right") - left[hit]
+    asked = np.repeat(hit, counts)
+    # the k-th entry of hit j is at left[j] + k: an offset per hit, plus a running count
+    ends = np.cumsum(counts)
+    found = np.arange(ends[-1]) + np.repeat(left[hit] - (ends - counts), counts)
+    return asked.astype(np.intp), found.astype(np.intp)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The runs at one moment, and the owner of each version asked for (key -> owner)."""
+
+    runs: tuple[_Run, ...]
+    owners: dict[int, int]
+    loaded: int
+
+    def counting(self) -> npt.NDArray[np.bool_]:
+        """True at the owners asked for, for indexing by a run's owner column."""
+        counted = np.zeros(self.loaded, dtype=bool)
+        counted[list(self.owners.values())] = True
+        return counted
+
+
+class _Entries:
+    """The loaded segments' index entries, in memory, in a few sorted runs: a run per load,
+    merged with the one before it while that one is less than twice its size, so there are
+    O(log n) runs and each entry is copied O(log n) times.
+
+    Entries are kept by their segment's digest, so what was loaded once stays right; which
+    versions are in the database and count for a lookup (provider, status) is asked of the
+    database on every lookup. A segment that does not hash to its digest is refused.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: tuple[_Run, ...] = ()
+        self._owner: dict[str, int] = {}
+
+    def clear(self) -> None:
+        """Forget every loaded entry (benchmarks time a first lookup with it)."""
+        with self._lock:
+            self._runs, self._owner = (), {}
+
+    def snapshot(self, connection: Connection, wanted: dict[int, str | None]) -> _Snapshot:
+        """The owners of the wanted versions (key -> segment digest), loading the segments of
+        those not in memory yet. CatalogError if a version has no segment (digest None)."""
+        lost = sorted(key for key, digest in wanted.items() if digest is None)
+        if lost:
+            raise CatalogError(f"the overlap index is damaged: versions {lost} have no segment")
+        with self._lock:
+            missing = {k: d for k, d in wanted.items() if d is not None and d not in self._owner}
+            if missing:
+                self._load(connection, missing)
+            owners = {key: self._owner[digest] for key, digest in wanted.items() if digest}
+            return _Snapshot(self._runs, owners, len(self._owner))
+
+    def _load(self, connection: Connection, missing: dict[int, str]) -> None:
+        parts: list[tuple[int, bytes, bytes]] = []
+        owners: dict[str, int] = {}
+        for _, keys in _slices(sorted(missing), LOAD_CHUNK):
+            rows = connection.execute(
+                select(_SEGMENTS.c.version_key, _SEGMENTS.c.documents, _SEGMENTS.c.bands).where(
+                    _SEGMENTS.c.version_key.in_(keys)
+                )
+            ).all()
+            for key, stored_documents, stored_bands in rows:
+                documents, bands = bytes(stored_documents), bytes(stored_bands)
+                if segment_digest(documents, bands) != missing[key]:
+                    raise CatalogError(
+                        f"the overlap index is damaged: the segment of version key {key} "
+                        f"does not hash to {missing[key]}"
+                    )
+                if missing[key] not in owners:  # two versions may have the same entries
+                    owners[missing[key]] = len(self._owner) + len(owners)
+                    parts.append((owners[missing[key]], documents, bands))
+        runs = list(self._runs)
+        run = _Run.of(parts)
+        while runs and runs[-1].size < 2 * run.size:
+            run = runs.pop().merged(run)
+        self._runs = (*runs, run)
+        self._owner.update(owners)
+
+
+_ENTRIES = _Entries()
+LOAD_CHUNK = 64
+"""Segments per statement when loading them (each is up to tens of MB)."""
 
 
 # -- looking up --------------------------------------------------------------------------------
@@ -254,134 +375,60 @@ def find_overlaps(
     *,
     exclude_provider: str,
     policy: OverlapPolicy | None = None,
-    chunk: int = LOOKUP_CHUNK,
 ) -> OverlapReport:
     """What ``sketch`` shares with the indexed versions of providers other than
     ``exclude_provider`` (the publisher), judged by ``policy``.
 
-    Looks up every distinct document hash and every sampled band key, ``chunk`` at a time.
+    Looks up every distinct document hash and every band key of every sample in memory, in
+    the entries of the versions that count (loaded from their segments on first use).
     """
     connection = session.connection()
-    scope = {"exclude": exclude_provider, "scheme": sketch.scheme}
-    exact: defaultdict[int, list[int]] = defaultdict(list)
-    for start, digests in _slices(sketch.documents, chunk):
-        rows = _look_up(connection, _DOCUMENTS, _DOCUMENTS.c.sha256, digests, scope)
-        if rows:  # most chunks of a new corpus find nothing: no positions to map back to
-            position = {digest: start + i for i, digest in enumerate(digests)}
-            for digest, version_key in rows:
-                exact[version_key].append(position[bytes(digest)])
-    near: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
-    keys, owners = _band_owners(sketch)
-    for start, chunk_keys in _slices(keys, chunk):
-        hits = _look_up(connection, _BANDS, _BANDS.c.band_key, chunk_keys, scope, _BANDS.c.record)
-        if not hits:
-            continue
-        first = {key: start + i for i, key in enumerate(chunk_keys)}
-        for band_key, version_key, record in hits:
-            near[version_key].extend((sample, record) for sample in owners(first[band_key]))
-    versions = _describe(connection, set(exact) | set(near))
-    matches = {
-        versions[key].version: VersionMatches(exact=exact.get(key, ()), near=near.get(key, ()))
-        for key in versions
-    }
-    by_id = {v.version: v for v in versions.values()}
-    return build_report(sketch, matches, by_id, policy=policy or OverlapPolicy())
-
-
-def _band_owners(sketch: VersionSketch) -> tuple[list[int], Callable[[int], list[int]]]:
-    """The distinct band keys of the samples, ascending (lookups walk the index in order), and
-    a function giving the samples that have the i-th key (asked only for keys that were found).
-    """
-    flat = sketch.sample_keys.ravel()
-    order = np.argsort(flat, kind="stable")
-    keys, starts = np.unique(flat[order], return_index=True)
-    samples = (order // BANDS).tolist()
-    bounds = [*starts.tolist(), len(samples)]
-
-    def owners(i: int) -> list[int]:
-        result: list[int] = samples[bounds[i] : bounds[i + 1]]
-        return result
-
-    return keys.tolist(), owners
-
-
-def _look_up(
-    connection: Connection,
-    table: Table,
-    key: Column[Any],
-    keys: Sequence[Any],
-    scope: dict[str, str],
-    *extra: Column[Any],
-) -> Sequence[Any]:
-    """The rows of :func:`_lookup` for these keys.
-
-    Elsewhere than on PostgreSQL the statement has one placeholder per key; it is compiled once
-    per number of keys and run by the driver with the values as they are (SQLAlchemy's handling
-    of thousands of parameters per statement cost more than the lookup itself).
-    """
-    if connection.dialect.name == "postgresql":
-        statement = _lookup(table, key, "postgresql", *extra)
-        return connection.execute(statement, {"keys": list(keys), **scope}).all()
-    sql, before, after, constants = _positional_lookup(
-        table, key, extra, len(keys), connection.dialect
-    )
-    values = {**constants, **scope}
-    parameters = (*(values[n] for n in before), *keys, *(values[n] for n in after))
-    return connection.exec_driver_sql(sql, parameters).all()
-
-
-@functools.cache
-def _positional_lookup(
-    table: Table, key: Column[Any], extra: tuple[Column[Any], ...], count: int, dialect: Any
-) -> tuple[str, tuple[str, ...], tuple[str, ...], dict[str, Any]]:
-    """SQL text; the names of the parameters before and after the keys (which are contiguous);
-    and the statement's own constants (``'flagged'``)."""
-    compiled = _lookup(table, key, dialect.name, *extra, count=count).compile(dialect=dialect)
-    order = list(compiled.positiontup or ())
-    first = order.index("key_0")
-    assert order[first : first + count] == [f"key_{i}" for i in range(count)]
-    constants = {name: value for name, value in compiled.params.items() if value is not None}
-    return compiled.string, tuple(order[:first]), tuple(order[first + count :]), constants
-
-
-def _lookup(
-    table: Table, key: Column[Any], dialect: str, *extra: Column[Any], count: int | None = None
-) -> Select[Any]:
-    """Rows of ``table`` whose ``key`` is one of the bound keys, in versions of the bound
-    ``scheme`` whose provider is not the bound ``exclude`` and which are not flagged.
-
-    The keys are one array parameter ``keys`` on PostgreSQL (a constant statement, prepared once
-    by the driver) and ``count`` parameters ``key_0`` ... elsewhere.
-    """
-    if dialect == "postgresql":
-        wanted = key == any_(bindparam("keys", type_=ARRAY(key.type)))
-    else:
-        wanted = key.in_([bindparam(f"key_{i}") for i in range(count or 0)])
-    versions = _VERSIONS.join(
-        _DATASET_VERSIONS, _DATASET_VERSIONS.c.id == _VERSIONS.c.version_id
-    ).join(_DATASETS, _DATASETS.c.id == _DATASET_VERSIONS.c.dataset_id)
-    return (
-        select(key, table.c.version_key, *extra)
-        .select_from(table.join(versions, _VERSIONS.c.id == table.c.version_key))
+    counting = connection.execute(
+        select(_VERSIONS.c.id, _SEGMENTS.c.digest)
+        .select_from(
+            _VERSIONS.join(_DATASET_VERSIONS, _DATASET_VERSIONS.c.id == _VERSIONS.c.version_id)
+            .join(_DATASETS, _DATASETS.c.id == _DATASET_VERSIONS.c.dataset_id)
+            .outerjoin(_SEGMENTS, _SEGMENTS.c.version_key == _VERSIONS.c.id)
+        )
         .where(
-            wanted,
-            _DATASETS.c.provider != bindparam("exclude"),
-            _VERSIONS.c.scheme == bindparam("scheme"),
+            _DATASETS.c.provider != exclude_provider,
+            _VERSIONS.c.scheme == sketch.scheme,
             # A version held for overlap is no prior art: until an operator clears it, it must
             # not make the corpus it copied look like the copy.
             _DATASET_VERSIONS.c.status != "flagged",
         )
-    )
-
-
-def _one_of(key: Column[Any], dialect: str) -> ColumnElement[bool]:
-    """``key`` is one of the bound ``keys``: one array parameter on PostgreSQL (a constant
-    statement, prepared once by the driver; an expanding ``IN`` of thousands of placeholders is
-    a new statement text that psycopg re-parses on every execution) and an expanding
-    ``IN (...)`` elsewhere."""
-    if dialect == "postgresql":
-        return key == any_(bindparam("keys", type_=ARRAY(key.type)))
-    return key.in_(bindparam("keys", expanding=True))
+    ).all()
+    snapshot = _ENTRIES.snapshot(connection, dict(counting))
+    counted = snapshot.counting()
+    # Versions with the same entries share an owner: each of them gets the matches.
+    keys_of: defaultdict[int, list[int]] = defaultdict(list)
+    for key, owner in snapshot.owners.items():
+        keys_of[owner].append(key)
+    query = _words(b"".join(sketch.documents))
+    flat = sketch.sample_keys.ravel()
+    exact: defaultdict[int, list[int]] = defaultdict(list)
+    near: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
+    for run in snapshot.runs:
+        positions, found = run.documents(query)
+        keep = counted[found]
+        for position, owner in zip(positions[keep].tolist(), found[keep].tolist(), strict=True):
+            for key in keys_of[owner]:
+                exact[key].append(position)
+        positions, found, records = run.bands(flat)
+        keep = counted[found]
+        samples = (positions[keep] // BANDS).tolist()
+        for sample, owner, record in zip(
+            samples, found[keep].tolist(), records[keep].tolist(), strict=True
+        ):
+            for key in keys_of[owner]:
+                near[key].append((sample, record))
+    described = _describe(connection, set(exact) | set(near))
+    matches = {
+        described[key].version: VersionMatches(exact=exact.get(key, ()), near=near.get(key, ()))
+        for key in described
+    }
+    by_id = {v.version: v for v in described.values()}
+    return build_report(sketch, matches, by_id, policy=policy or OverlapPolicy())
 
 
 def _describe(connection: Connection, keys: set[int]) -> dict[int, IndexedVersion]:
@@ -427,31 +474,24 @@ def _slices(items: Sequence[T], size: int) -> Iterator[tuple[int, Sequence[T]]]:
         yield start, items[start : start + size]
 
 
-def _batches(rows: Iterator[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def versions_with_documents(
-    session: Session, digests: Sequence[bytes], *, chunk: int = LOOKUP_CHUNK
-) -> dict[bytes, list[str]]:
-    """For each document SHA-256 (32 raw bytes), the indexed versions that contain it."""
-    found: dict[bytes, list[str]] = {}
+def versions_with_documents(session: Session, digests: Sequence[bytes]) -> dict[bytes, list[str]]:
+    """For each document SHA-256 (32 raw bytes), the indexed versions that contain it (of any
+    provider, status or scheme), by version id."""
     connection = session.connection()
-    query = (
-        select(_DOCUMENTS.c.sha256, _VERSIONS.c.version_id)
-        .join(_VERSIONS, _VERSIONS.c.id == _DOCUMENTS.c.version_key)
-        .where(_one_of(_DOCUMENTS.c.sha256, connection.dialect.name))
-        .order_by(_VERSIONS.c.version_id)
-    )
-    for start in range(0, len(digests), chunk):
-        keys = list(digests[start : start + chunk])
-        for digest, version_id in connection.execute(query, {"keys": keys}):
-            found.setdefault(bytes(digest), []).append(version_id)
-    return found
+    indexed = connection.execute(
+        select(_VERSIONS.c.id, _VERSIONS.c.version_id, _SEGMENTS.c.digest).select_from(
+            _VERSIONS.outerjoin(_SEGMENTS, _SEGMENTS.c.version_key == _VERSIONS.c.id)
+        )
+    ).all()
+    snapshot = _ENTRIES.snapshot(connection, {key: digest for key, _, digest in indexed})
+    version_of = {key: version for key, version, _ in indexed}
+    named: defaultdict[int, list[str]] = defaultdict(list)
+    for key, owner in snapshot.owners.items():
+        named[owner].append(version_of[key])
+    query = _words(b"".join(digests))
+    found: defaultdict[bytes, set[str]] = defaultdict(set)
+    for run in snapshot.runs:
+        positions, owners = run.documents(query)
+        for position, owner in zip(positions.tolist(), owners.tolist(), strict=True):
+            found[digests[position]].update(named.get(owner, ()))
+    return {digest: sorted(ids) for digest, ids in found.items() if ids}

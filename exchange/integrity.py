@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 from catalog.errors import CatalogError
 from catalog.manifest import VersionManifest
 from catalog.models import Dataset, DatasetVersion, VersionFile
-from catalog.overlap_index import OverlapVersion
+from catalog.overlap_index import OverlapSegment, OverlapVersion, segment_digest
 from exchange.db import read_only
 from exchange.models import (
     Account,
@@ -357,12 +357,36 @@ def _check_versions(session: Session, found: Findings) -> None:
     for f in session.exec(select(VersionFile)).all():
         files[f.version_id][f.name] = (f.sha256, f.size, f.media_type, f.record_count)
     _check_lineage(session, found)
-    indexed = set(session.exec(select(OverlapVersion.version_id)).all())
+    indexed = _indexed_versions(session, found)
     for version in versions:
         _check_version_files(version, files.get(version.id, {}), found)
         if version.id not in indexed:
             found.add("dataset.version.published", f"version {version.id} is not overlap-indexed")
     _check_flags(versions, found)
+
+
+def _indexed_versions(session: Session, found: Findings) -> set[str]:
+    """The versions with an overlap-index entry whose segment is there and hashes to its
+    digest (a segment that does not is a finding of its own)."""
+    keys: dict[int, str] = {
+        key: version
+        for key, version in session.exec(select(OverlapVersion.id, OverlapVersion.version_id))
+        if key is not None
+    }
+    indexed: set[str] = set()
+    for key in sorted(keys):  # one segment in memory at a time: each can be tens of MB
+        segment = session.get(OverlapSegment, key)
+        if segment is None:
+            continue
+        if segment_digest(bytes(segment.documents), bytes(segment.bands)) != segment.digest:
+            found.add(
+                "dataset.version.published",
+                f"the overlap segment of version {keys[key]} does not hash to its digest",
+            )
+            continue
+        session.expunge(segment)
+        indexed.add(keys[key])
+    return indexed
 
 
 def _check_lineage(session: Session, found: Findings) -> None:

@@ -55,11 +55,15 @@ TAMPERING = [
     ),
     (
         "a version missing from the overlap index",
-        "DELETE FROM overlap_band WHERE version_key IN "
-        "(SELECT id FROM overlap_version WHERE version_id = :version); "
-        "DELETE FROM overlap_document WHERE version_key IN "
+        "DELETE FROM overlap_segment WHERE version_key IN "
         "(SELECT id FROM overlap_version WHERE version_id = :version); "
         "DELETE FROM overlap_version WHERE version_id = :version",
+        "dataset.version.published",
+    ),
+    (
+        "an overlap segment rewritten",
+        "UPDATE overlap_segment SET bands = documents WHERE version_key IN "
+        "(SELECT id FROM overlap_version WHERE version_id = :version)",
         "dataset.version.published",
     ),
     (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -18,11 +19,11 @@ from catalog.errors import CatalogError
 from catalog.models import Dataset, DatasetVersion
 from catalog.overlap import FileSketch, OverlapPolicy, OverlapReport, VersionSketch
 from catalog.overlap_index import (
-    OverlapBand,
-    OverlapDocument,
+    OverlapSegment,
     OverlapVersion,
     find_overlaps,
     index_version,
+    versions_with_documents,
 )
 from catalog.readers import Batch
 from exchange.db import make_engine
@@ -106,17 +107,15 @@ def test_a_copying_version_is_found_and_named(engine: Engine) -> None:
         bob_v1 = publish(session, "bob", "bobs-news", "v1")
         alice_v1 = publish(session, "alice", "alices-news", "v1")
         carol_v1 = publish(session, "carol", "carols-news", "v1")
-        index_version(session, bob_v1, sketch_of(bobs), chunk=97)
+        index_version(session, bob_v1, sketch_of(bobs))
         index_version(session, alice_v1, sketch_of(alices_old))
         index_version(session, carol_v1, sketch_of(carols))
         session.commit()
 
     sketch = sketch_of(new)
     with Session(engine) as session:
-        report = find_overlaps(session, sketch, exclude_provider="alice", chunk=64)
-        assert count(session, OverlapVersion) == 3
-        assert count(session, OverlapDocument) == 900
-        assert count(session, OverlapBand) == 900 * 20
+        report = find_overlaps(session, sketch, exclude_provider="alice")
+        assert count(session, OverlapVersion) == count(session, OverlapSegment) == 3
 
     assert report.records == report.indexed_records == report.documents == 400
     assert report.sample_level == 0 and report.sampled == 400
@@ -150,9 +149,9 @@ def test_a_copying_version_is_found_and_named(engine: Engine) -> None:
     assert as_bob.overlaps[0].exact_records == 100
 
 
-def test_the_index_rows_are_the_sketch(engine: Engine) -> None:
+def test_the_segment_is_the_sketch(engine: Engine) -> None:
     """Every document hash and every (band key, record), exactly, including the extreme 64-bit
-    keys (SQLite's rows are cut out of one bound value by the database itself)."""
+    keys, sorted, and named by their digest."""
     rng = random.Random(15)
     sketch = sketch_of([article(rng, 40).encode() for _ in range(300)])
     keys = sketch.sample_keys.copy()
@@ -162,33 +161,32 @@ def test_the_index_rows_are_the_sketch(engine: Engine) -> None:
     with Session(engine) as session:
         version = publish(session, "bob", "bobs-news", "v1")
         key = index_version(session, version, sketch)
-        connection = session.connection()
-        documents = (
-            connection.execute(
-                select(OverlapDocument.sha256).where(OverlapDocument.version_key == key)  # type: ignore[arg-type]
-            )
-            .scalars()
-            .all()
-        )
-        bands = connection.execute(
-            select(OverlapBand.band_key, OverlapBand.record).where(OverlapBand.version_key == key)  # type: ignore[arg-type]
-        ).all()
-    assert sorted(bytes(d) for d in documents) == list(sketch.documents)
+        segment = session.get(OverlapSegment, key)
+        assert segment is not None
+        documents, bands = bytes(segment.documents), bytes(segment.bands)
+    assert [documents[i : i + 32] for i in range(0, len(documents), 32)] == sorted(sketch.documents)
     expected = [
         (int(band), int(record))
         for row, record in zip(keys, sketch.sample_records, strict=True)
         for band in row
     ]
-    assert sorted((int(b), int(r)) for b, r in bands) == sorted(expected)
+    assert list(struct.iter_unpack("<qq", bands)) == sorted(expected)
+    assert (
+        segment.digest
+        == hashlib.sha256(len(documents).to_bytes(8, "big") + documents + bands).hexdigest()
+    )
 
 
-def test_an_empty_version_indexes_no_rows(engine: Engine) -> None:
+def test_an_empty_version_has_an_empty_segment(engine: Engine) -> None:
     sketch = sketch_of([b"short"])
     with Session(engine) as session:
         version = publish(session, "bob", "bobs-news", "v1")
-        index_version(session, version, sketch)
-        assert count(session, OverlapDocument) == count(session, OverlapBand) == 0
+        key = index_version(session, version, sketch)
+        segment = session.get(OverlapSegment, key)
+        assert segment is not None and segment.documents == segment.bands == b""
         assert count(session, OverlapVersion) == 1
+        report = find_overlaps(session, sketch_of([b"short"]), exclude_provider="alice")
+    assert report.overlaps == ()
 
 
 def test_a_version_is_indexed_once(engine: Engine) -> None:
@@ -222,11 +220,96 @@ def test_a_large_version_is_compared_on_its_sample(
         bob_v1 = publish(session, "bob", "bobs-news", "v1")
         bobs_sketch = sketch_of(bobs)
         assert bobs_sketch.sample_level == 4
-        index_version(session, bob_v1, bobs_sketch)
-        assert count(session, OverlapBand) == 20 * len(bobs_sketch.sample_hashes) < 20 * 200
+        segment = session.get(OverlapSegment, index_version(session, bob_v1, bobs_sketch))
+        assert segment is not None
+        assert len(segment.bands) == 16 * 20 * len(bobs_sketch.sample_hashes) < 16 * 20 * 200
         report = find_overlaps(session, sketch_of(new), exclude_provider="alice")
     (bob,) = report.overlaps
     assert bob.exact_records == 800 and bob.exact_fraction == 0.5
     assert bob.compared_level == 4
     assert 0.3 < bob.near_fraction < 0.7  # an estimate from ~100 sampled documents
     assert 0.3 < bob.near_fraction_of_other < 0.7
+
+
+def test_versions_indexed_after_a_lookup_are_found_and_rolled_back_ones_are_not(
+    engine: Engine,
+) -> None:
+    """Lookups keep loaded entries in memory; what counts is still what the database holds."""
+    rng = random.Random(16)
+    bobs = [article(rng, 40).encode() for _ in range(50)]
+    carols = [article(rng, 40).encode() for _ in range(50)]
+    daves = [article(rng, 40).encode() for _ in range(50)]
+    new = bobs[:20] + carols[:20] + daves[:20]
+    with Session(engine) as session:
+        index_version(session, publish(session, "bob", "bobs-news", "v1"), sketch_of(bobs))
+        session.commit()
+        assert [
+            o.provider
+            for o in find_overlaps(session, sketch_of(new), exclude_provider="alice").overlaps
+        ] == ["bob"]
+        index_version(session, publish(session, "carol", "carols-news", "v1"), sketch_of(carols))
+        session.commit()
+    with Session(engine) as session:
+        index_version(session, publish(session, "carol", "daves-news", "v1"), sketch_of(daves))
+        report = find_overlaps(session, sketch_of(new), exclude_provider="alice")
+        assert sorted((o.dataset, o.exact_documents) for o in report.overlaps) == [
+            ("bobs-news", 20),
+            ("carols-news", 20),
+            ("daves-news", 20),
+        ]
+        session.rollback()
+    with Session(engine) as session:
+        report = find_overlaps(session, sketch_of(new), exclude_provider="alice")
+    assert sorted(o.dataset for o in report.overlaps) == ["bobs-news", "carols-news"]
+
+
+def test_versions_with_the_same_entries_are_each_reported(engine: Engine) -> None:
+    rng = random.Random(17)
+    documents = [article(rng, 40).encode() for _ in range(40)]
+    with Session(engine) as session:
+        bob_v1 = publish(session, "bob", "bobs-news", "v1")
+        carol_v1 = publish(session, "carol", "carols-news", "v1")
+        index_version(session, bob_v1, sketch_of(documents))
+        index_version(session, carol_v1, sketch_of(documents))
+        report = find_overlaps(session, sketch_of(documents[:10]), exclude_provider="alice")
+        found = versions_with_documents(session, [hashlib.sha256(documents[0]).digest()])
+    assert sorted((o.version, o.exact_documents) for o in report.overlaps) == sorted(
+        [(bob_v1, 10), (carol_v1, 10)]
+    )
+    assert found == {hashlib.sha256(documents[0]).digest(): sorted([bob_v1, carol_v1])}
+
+
+def test_versions_with_documents_names_every_version_holding_a_hash(engine: Engine) -> None:
+    rng = random.Random(18)
+    bobs = [article(rng, 40).encode() for _ in range(30)]
+    alices = bobs[:5] + [article(rng, 40).encode() for _ in range(30)]
+    digest = hashlib.sha256
+    with Session(engine) as session:
+        bob_v1 = publish(session, "bob", "bobs-news", "v1")
+        alice_v1 = publish(session, "alice", "alices-news", "v1")
+        index_version(session, bob_v1, sketch_of(bobs))
+        index_version(session, alice_v1, sketch_of(alices))
+        near_miss = digest(bobs[9]).digest()[:16] + bytes(16)  # same first 128 bits only
+        asked = [digest(bobs[0]).digest(), digest(bobs[9]).digest(), near_miss, bytes(32)]
+        found = versions_with_documents(session, asked)
+    assert found == {
+        asked[0]: sorted([bob_v1, alice_v1]),
+        asked[1]: [bob_v1],
+    }
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE overlap_segment SET bands = documents",
+        "DELETE FROM overlap_segment",
+    ],
+)
+def test_a_damaged_segment_is_refused(engine: Engine, damage: str) -> None:
+    rng = random.Random(19)
+    bobs = [article(rng, 40).encode() for _ in range(30)]
+    with Session(engine) as session:
+        index_version(session, publish(session, "bob", "bobs-news", "v1"), sketch_of(bobs))
+        session.connection().exec_driver_sql(damage)
+        with pytest.raises(CatalogError, match="the overlap index is damaged"):
+            find_overlaps(session, sketch_of(bobs[:5]), exclude_provider="alice")

@@ -302,3 +302,50 @@ def test_bad_arguments_are_refused_not_read_past(call: object, message: str) -> 
     assert overlap._native is not None
     with pytest.raises(ValueError, match=message):
         call(overlap._native)  # type: ignore[operator]
+
+
+ASCII_PRINTABLE = "".join(chr(c) for c in range(32, 127)) + "\t\n\r"
+
+
+def _ascii_compare(documents: list[bytes]) -> None:
+    """folded_shingles and folded_levels (ASCII read a word at a time, from a bitmap) against
+    normalise + the numpy code (a character at a time)."""
+    assert overlap._native is not None
+    tables = (overlap._character_classes(), overlap._fold_table(), overlap._TOKEN_WEIGHTS)
+    hashes, counts, others = overlap._native.folded_shingles(
+        documents, overlap.MAX_SKETCH_BYTES, *tables, overlap._BASE
+    )
+    assert others == []
+    got = np.frombuffer(hashes, dtype=np.uint64)
+    sizes = np.frombuffer(counts, dtype=np.intp)
+    expected, bounds = overlap._shingles([overlap.normalise(d) for d in documents])
+    assert np.array_equal(sizes, np.diff(bounds)) and np.array_equal(got, expected)
+    levels = overlap._NativeLevels(documents).levels
+    assert np.array_equal(levels, overlap._levels(expected, bounds))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=ASCII_PRINTABLE, max_size=300)
+        | st.lists(st.text(alphabet="aZ09", min_size=1, max_size=40), max_size=30).map(" ".join),
+        max_size=12,
+    )
+)
+def test_ascii_documents_read_by_words_give_the_character_values(texts: list[str]) -> None:
+    _ascii_compare([t.encode() for t in texts])
+
+
+def test_ascii_words_across_every_boundary_give_the_character_values() -> None:
+    """Words of 1 to 40 letters and digits, mixed case, starting at each offset around the
+    8-byte chunks and 64-bit bitmap words, and documents ending inside a word."""
+    rng = random.Random(9)
+    alphabet = "abcXYZ0189"
+    documents = []
+    for offset in range(0, 140):
+        for length in (1, 7, 8, 9, 16, 17, 40):
+            word = "".join(rng.choice(alphabet) for _ in range(length))
+            documents.append(("." * offset + word + " tail words here now").encode())
+            documents.append(("-" * offset + word).encode())  # ends inside the word
+    documents += [b"", b" ", b"A", b"a b c d", b"one two three four five six", b"x" * 5000]
+    _ascii_compare(documents)

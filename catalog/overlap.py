@@ -848,9 +848,15 @@ def _unique_hashes(
         return np.unique(hashes, return_index=True, return_counts=True)
     prefix = np.frombuffer(hashes.tobytes(), dtype=">u8")[::4]
     order = np.argsort(prefix, kind="stable")
-    ordered = hashes[order]
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    distinct = prefix[order][starts]
+    ordered, sorted_prefix = hashes[order], prefix[order]
+    # A hash starts a run where it differs from the one before: where the prefixes differ, and,
+    # among the few neighbours with equal prefixes (copies, mostly), where the whole hashes do
+    # (comparing 32-byte values costs several times more than comparing 64-bit integers).
+    changed = sorted_prefix[1:] != sorted_prefix[:-1]
+    same = np.flatnonzero(~changed)
+    changed[same] = ordered[same + 1] != ordered[same]
+    starts = np.flatnonzero(np.concatenate(([True], changed)))
+    distinct = sorted_prefix[starts]
     if len(distinct) > 1 and not np.all(distinct[1:] > distinct[:-1]):
         return np.unique(hashes, return_index=True, return_counts=True)
     counts = np.diff(np.append(starts, len(ordered)))

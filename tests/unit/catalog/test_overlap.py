@@ -472,7 +472,7 @@ def test_unique_hashes_is_numpys_unique(size: int) -> None:
     if size >= 2:
         tie = hashes.copy()
         tie[1] = np.frombuffer(tie[0].tobytes()[:8] + tie[1].tobytes()[8:], dtype="V32")[0]
-        cases.append(tie)
+        cases += [tie, np.concatenate((tie, tie[:2], hashes[-1:]))]  # ties among copies too
     for case in cases:
         got = overlap._unique_hashes(case)
         expected = np.unique(case, return_index=True, return_counts=True)

@@ -208,7 +208,7 @@ def _pg_size(engine: Any) -> int:
         return int(connection.execute(text("SELECT pg_database_size(current_database())")).scalar())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     started = datetime.now(UTC)
     load = os.getloadavg()
     results: dict[str, Any] = {}
@@ -225,7 +225,8 @@ def main() -> None:
         for kind in args.db.split(","):
             results[kind] = run(kind, args, Path(workdir))
     meta = {
-        "command": "python benchmarks/overlap_scale.py " + shlex.join(sys.argv[1:]),
+        "command": "python benchmarks/overlap_scale.py "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
         "started": started.isoformat(timespec="seconds"),
         "load_start": load,
         "load_end": os.getloadavg(),
@@ -241,6 +242,7 @@ def main() -> None:
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     stem.with_suffix(".md").write_text(report(meta, results))
     print(f"wrote {stem}.md and {stem}.json")
+    return 0
 
 
 def _cpu() -> str:
@@ -296,4 +298,4 @@ def report(meta: dict[str, Any], results: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

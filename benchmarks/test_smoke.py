@@ -157,6 +157,21 @@ def test_catalog_toy_run(tmp_path: Path) -> None:
     assert (tmp_path / "out" / f"catalog-{results['meta']['date']}smoke.md").exists()
 
 
+def test_overlap_scale_toy_run(tmp_path: Path) -> None:
+    """The overlap index scaling run at a toy size, on both databases: the copied fifth is found
+    and every figure is recorded."""
+    from benchmarks import overlap_scale
+
+    assert overlap_scale.main(["--versions", "3", "--docs", "2000", "--out", str(tmp_path)]) == 0
+    results = json.loads(next(tmp_path.glob("overlap-scale-*.json")).read_text())["results"]
+    assert set(results) == {"sqlite", "postgres"}
+    for figures in results.values():
+        assert len(figures["index_s"]) == 3
+        assert abs(figures["exact_fraction"] - 0.2) < 0.01
+        assert figures["database_bytes"] > 0
+    assert next(tmp_path.glob("overlap-scale-*.md")).read_text().startswith("# Overlap index")
+
+
 def test_witness_toy_run(tmp_path: Path) -> None:
     from benchmarks import witness_bench
 

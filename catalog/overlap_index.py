@@ -352,12 +352,7 @@ class _Entries:
         parts: list[tuple[int, bytes, bytes]] = []
         owners: dict[str, int] = {}
         for _, keys in _slices(sorted(missing), LOAD_CHUNK):
-            rows = connection.execute(
-                select(_SEGMENTS.c.version_key, _SEGMENTS.c.documents, _SEGMENTS.c.bands).where(
-                    _SEGMENTS.c.version_key.in_(keys)
-                )
-            ).all()
-            for key, stored_documents, stored_bands in rows:
+            for key, stored_documents, stored_bands in _segments(connection, keys):
                 documents, bands = bytes(stored_documents), bytes(stored_bands)
                 if segment_digest(documents, bands) != missing[key]:
                     raise CatalogError(
@@ -373,6 +368,27 @@ class _Entries:
             run = runs.pop().merged(run)
         self._runs = (*runs, run)
         self._owner.update(owners)
+
+
+def _segments(connection: Connection, keys: Sequence[int]) -> Sequence[Any]:
+    """(version_key, documents, bands) of these segments. On PostgreSQL through a binary
+    cursor of the session's own connection: psycopg sends bytea as hex text otherwise, twice the
+    bytes to move and to decode (the first lookup of 10M documents: 10 s -> ~5 s)."""
+    if connection.dialect.name != "postgresql":
+        return connection.execute(
+            select(_SEGMENTS.c.version_key, _SEGMENTS.c.documents, _SEGMENTS.c.bands).where(
+                _SEGMENTS.c.version_key.in_(keys)
+            )
+        ).all()
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor(binary=True) as cursor:
+        cursor.execute(
+            "SELECT version_key, documents, bands FROM overlap_segment WHERE version_key = ANY(%s)",
+            [list(keys)],
+        )
+        rows: list[tuple[int, bytes, bytes]] = cursor.fetchall()
+        return rows
 
 
 _ENTRIES = _Entries()

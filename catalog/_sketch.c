@@ -41,6 +41,53 @@ static void release(Py_buffer *views, int count) {
     }
 }
 
+/* The shingle window over a text's tokens: the last SHINGLE_TOKENS tokens (the newest last),
+ * how many tokens and shingles there were, and the least fmix(hash ^ seed) so far. Each token
+ * read is pushed; a shingle's hash is written to out, or (out NULL) only counts towards least.
+ * Both ways of reading a text (by characters, text_shingles; ASCII by words,
+ * ascii_word_shingles) share it, so their shingles cannot drift apart. */
+typedef struct {
+    uint64_t ring[SHINGLE_TOKENS];
+    Py_ssize_t tokens, written;
+    uint64_t least;
+} Window;
+
+static inline void window_emit(Window *w, uint64_t sum, uint64_t *out, uint64_t seed) {
+    uint64_t h = fmix(sum);
+    if (out != NULL) {
+        out[w->written] = h;
+    } else {
+        uint64_t v = fmix(h ^ seed);
+        w->least = v < w->least ? v : w->least;
+    }
+    w->written++;
+}
+
+static inline void window_push(Window *w, uint64_t token, const uint64_t *weights,
+                               uint64_t *out, uint64_t seed) {
+    for (int m = 0; m < SHINGLE_TOKENS - 1; m++) w->ring[m] = w->ring[m + 1];
+    w->ring[SHINGLE_TOKENS - 1] = token;
+    if (++w->tokens >= SHINGLE_TOKENS) {
+        uint64_t sum = 0;
+        for (int m = 0; m < SHINGLE_TOKENS; m++) sum += w->ring[m] * weights[m];
+        window_emit(w, sum, out, seed);
+    }
+}
+
+/* The end of the text: a text of 1 to SHINGLE_TOKENS - 1 tokens has one shingle of them all.
+ * Returns the number of shingles, and sets *anchor to least (out NULL). */
+static inline Py_ssize_t window_finish(Window *w, const uint64_t *weights, uint64_t *out,
+                                       uint64_t seed, uint64_t *anchor) {
+    if (w->tokens > 0 && w->tokens < SHINGLE_TOKENS) {
+        uint64_t sum = 0;
+        for (Py_ssize_t m = 0; m < w->tokens; m++)
+            sum += w->ring[SHINGLE_TOKENS - w->tokens + m] * weights[m];
+        window_emit(w, sum, out, seed);
+    }
+    if (out == NULL) *anchor = w->least;
+    return w->written;
+}
+
 /* The shingles of one text (see shingles below), or only their sample anchor; returns how many.
  * With lower, the text is ASCII bytes to be lower-cased first (as catalog.overlap._normalised
  * does). With out, each shingle's hash is written there; without (NULL), *anchor becomes the
@@ -51,21 +98,10 @@ static inline Py_ssize_t text_shingles(const void *text, int width, Py_ssize_t l
                                        uint64_t *out, uint64_t seed, uint64_t *anchor) {
     const uint8_t *bytes = text;
     const uint32_t *wide = text;
-    uint64_t ring[SHINGLE_TOKENS] = {0}; /* the last tokens, the newest last */
-    Py_ssize_t tokens = 0, written = 0, i = 0;
+    Window window = {.least = out == NULL ? *anchor : 0};
+    Py_ssize_t i = 0;
 #define CODE(i) (width == 1 ? (uint32_t)bytes[i] : wide[i])
 #define LOWER(c) (lower && (c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
-#define EMIT(h)                                                     \
-    do {                                                            \
-        uint64_t h_ = (h);                                          \
-        if (out != NULL) {                                          \
-            out[written] = h_;                                      \
-        } else {                                                    \
-            uint64_t v_ = fmix(h_ ^ seed);                          \
-            if (v_ < *anchor) *anchor = v_;                         \
-        }                                                           \
-        written++;                                                  \
-    } while (0)
     while (i < length) {
         uint32_t c = CODE(i);
         uint8_t kind = (Py_ssize_t)c < n_classes ? classes[c] : NOT_WORD;
@@ -84,24 +120,11 @@ static inline Py_ssize_t text_shingles(const void *text, int width, Py_ssize_t l
             i++;
             continue;
         }
-        for (int m = 0; m < SHINGLE_TOKENS - 1; m++) ring[m] = ring[m + 1];
-        ring[SHINGLE_TOKENS - 1] = token;
-        tokens++;
-        if (tokens >= SHINGLE_TOKENS) {
-            uint64_t sum = 0;
-            for (int m = 0; m < SHINGLE_TOKENS; m++) sum += ring[m] * weights[m];
-            EMIT(fmix(sum));
-        }
-    }
-    if (tokens > 0 && tokens < SHINGLE_TOKENS) {
-        uint64_t sum = 0;
-        for (Py_ssize_t m = 0; m < tokens; m++) sum += ring[SHINGLE_TOKENS - tokens + m] * weights[m];
-        EMIT(fmix(sum));
+        window_push(&window, token, weights, out, seed);
     }
 #undef CODE
 #undef LOWER
-#undef EMIT
-    return written;
+    return window_finish(&window, weights, out, seed, anchor);
 }
 
 /* shingles(codes, width, lengths, classes, weights, base, out, counts) -> written
@@ -374,40 +397,15 @@ static inline Py_ssize_t ascii_word_shingles(const uint8_t *text, Py_ssize_t len
                                              uint64_t *bits, uint64_t *out, uint64_t seed,
                                              uint64_t *anchor) {
     word_bitmap(text, length, bits);
-    uint64_t ring[SHINGLE_TOKENS] = {0};
-    uint64_t least = out == NULL ? *anchor : 0;
-    Py_ssize_t tokens = 0, written = 0, pos = 0;
-#define EMIT(h)                                                     \
-    do {                                                            \
-        uint64_t h_ = (h);                                          \
-        if (out != NULL) {                                          \
-            out[written] = h_;                                      \
-        } else {                                                    \
-            uint64_t v_ = fmix(h_ ^ seed);                          \
-            least = v_ < least ? v_ : least;                        \
-        }                                                           \
-        written++;                                                  \
-    } while (0)
+    Window window = {.least = out == NULL ? *anchor : 0};
+    Py_ssize_t pos = 0;
     while ((pos = next_bit(bits, length, pos, 1)) < length) {
         Py_ssize_t stop = next_bit(bits, length, pos, 0);
-        uint64_t token = word_hash(text + pos, stop - pos, length - pos, powers);
+        window_push(&window, word_hash(text + pos, stop - pos, length - pos, powers), weights,
+                    out, seed);
         pos = stop;
-        for (int m = 0; m < SHINGLE_TOKENS - 1; m++) ring[m] = ring[m + 1];
-        ring[SHINGLE_TOKENS - 1] = token;
-        if (++tokens >= SHINGLE_TOKENS) {
-            uint64_t sum = 0;
-            for (int m = 0; m < SHINGLE_TOKENS; m++) sum += ring[m] * weights[m];
-            EMIT(fmix(sum));
-        }
     }
-    if (tokens > 0 && tokens < SHINGLE_TOKENS) {
-        uint64_t sum = 0;
-        for (Py_ssize_t m = 0; m < tokens; m++) sum += ring[SHINGLE_TOKENS - tokens + m] * weights[m];
-        EMIT(fmix(sum));
-    }
-#undef EMIT
-    if (out == NULL) *anchor = least;
-    return written;
+    return window_finish(&window, weights, out, seed, anchor);
 }
 #endif
 

@@ -1349,6 +1349,37 @@ def run_overlap_cost(
     return out
 
 
+def provider_version(session: Any, who: str, records: int) -> str:
+    """A provider ``who`` with a dataset ``d-who`` and its version ``v1`` (a bare row, as the
+    overlap index needs it: no manifest, no ledger entry); returns the version id."""
+    from catalog.models import Dataset, DatasetVersion
+    from exchange.models import Member
+
+    now = datetime.now(UTC)
+    session.add(
+        Member(id=who, display_name=who, roles="provider", registered_seq=0, created_at=now)
+    )
+    session.flush()
+    dataset = Dataset(slug=f"d-{who}", provider=who, title=who, created_at=now, updated_at=now)
+    session.add(dataset)
+    session.flush()
+    assert dataset.id is not None
+    version = DatasetVersion(
+        id="sha256:" + hashlib.sha256(who.encode()).hexdigest(),
+        dataset_id=dataset.id,
+        label="v1",
+        manifest=b"{}",
+        manifest_root="0" * 64,
+        record_count=records,
+        size_bytes=0,
+        published_seq=0,
+        created_at=now,
+    )
+    session.add(version)
+    session.flush()
+    return version.id
+
+
 def _time_overlap_index(kind: str, sketch: Any, workdir: Path, suffix: str) -> dict[str, float]:
     """find_overlaps + index_version of ``sketch`` as provider B, with provider A's identical
     version already indexed, in one transaction (rolled back), on a fresh database."""
@@ -1356,10 +1387,8 @@ def _time_overlap_index(kind: str, sketch: Any, workdir: Path, suffix: str) -> d
 
     import exchange.models  # noqa: F401  (every table)
     from catalog import overlap_index
-    from catalog.models import Dataset, DatasetVersion
     from catalog.overlap_index import find_overlaps, index_version
     from exchange.db import make_engine
-    from exchange.models import Member
 
     if kind == "postgres":
         name = f"corpusx_bench_cat_overlap_{suffix.replace('-', '_')}"
@@ -1373,36 +1402,8 @@ def _time_overlap_index(kind: str, sketch: Any, workdir: Path, suffix: str) -> d
     engine = make_engine(url)
     try:
         SQLModel.metadata.create_all(engine)
-        now = datetime.now(UTC)
         with Session(engine) as session:
-            versions = []
-            for who in ("a", "b"):
-                session.add(
-                    Member(
-                        id=who, display_name=who, roles="provider", registered_seq=0, created_at=now
-                    )
-                )
-                session.flush()
-                dataset = Dataset(
-                    slug=f"d-{who}", provider=who, title=who, created_at=now, updated_at=now
-                )
-                session.add(dataset)
-                session.flush()
-                assert dataset.id is not None
-                version = DatasetVersion(
-                    id="sha256:" + hashlib.sha256(who.encode()).hexdigest(),
-                    dataset_id=dataset.id,
-                    label="v1",
-                    manifest=b"{}",
-                    manifest_root="0" * 64,
-                    record_count=sketch.records,
-                    size_bytes=0,
-                    published_seq=0,
-                    created_at=now,
-                )
-                session.add(version)
-                session.flush()
-                versions.append(version.id)
+            versions = [provider_version(session, who, sketch.records) for who in ("a", "b")]
             index_version(session, versions[0], sketch)
             session.commit()
             overlap_index._ENTRIES.clear()  # the first lookup loads A's segment from the database

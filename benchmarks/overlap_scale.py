@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import os
 import shlex
@@ -102,17 +101,15 @@ def admin(sql: str) -> None:
 def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from sqlmodel import Session
 
+    from benchmarks.catalog_bench import provider_version
     from catalog import overlap_index
-    from catalog.models import Dataset, DatasetVersion
     from catalog.overlap_index import find_overlaps, index_version
     from exchange.db import make_engine, upgrade
-    from exchange.models import Member
 
     url = database(kind, workdir)
     upgrade(url)
     engine = make_engine(url)
     rng = np.random.default_rng(args.seed)
-    now = datetime.now(UTC)
     indexing: list[float] = []
     first_sketch = None
     try:
@@ -120,34 +117,9 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             sketch = synthetic_sketch(rng, args.docs)
             first_sketch = first_sketch or sketch
             with Session(engine) as session:
-                who = f"p{v}"
-                session.add(
-                    Member(
-                        id=who, display_name=who, roles="provider", registered_seq=0, created_at=now
-                    )
-                )
-                session.flush()
-                dataset = Dataset(
-                    slug=f"d-{who}", provider=who, title=who, created_at=now, updated_at=now
-                )
-                session.add(dataset)
-                session.flush()
-                assert dataset.id is not None
-                version = DatasetVersion(
-                    id="sha256:" + hashlib.sha256(who.encode()).hexdigest(),
-                    dataset_id=dataset.id,
-                    label="v1",
-                    manifest=b"{}",
-                    manifest_root="0" * 64,
-                    record_count=sketch.records,
-                    size_bytes=0,
-                    published_seq=0,
-                    created_at=now,
-                )
-                session.add(version)
-                session.flush()
+                version = provider_version(session, f"p{v}", sketch.records)
                 started = time.perf_counter()
-                index_version(session, version.id, sketch)
+                index_version(session, version, sketch)
                 session.commit()
                 indexing.append(time.perf_counter() - started)
             print(f"[{kind}] indexed version {v + 1}/{args.versions}: {indexing[-1]:.2f}s")

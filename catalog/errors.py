@@ -105,3 +105,8 @@ class DatasetNotFound(CatalogError):
 
 class VersionNotFound(CatalogError):
     """No version has that id."""
+
+
+class IndexDamaged(CatalogError):
+    """The overlap index does not hold what it says it holds (a segment missing or not hashing
+    to its digest): the exchange's fault, never the caller's."""

@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel
 
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, IndexDamaged
 from catalog.models import Dataset, DatasetVersion
 from catalog.overlap import (
     BANDS,
@@ -340,7 +340,7 @@ class _Entries:
         those not in memory yet. CatalogError if a version has no segment (digest None)."""
         lost = sorted(key for key, digest in wanted.items() if digest is None)
         if lost:
-            raise CatalogError(f"the overlap index is damaged: versions {lost} have no segment")
+            raise IndexDamaged(f"the overlap index is damaged: versions {lost} have no segment")
         with self._lock:
             missing = {k: d for k, d in wanted.items() if d is not None and d not in self._owner}
             if missing:
@@ -355,7 +355,7 @@ class _Entries:
             for key, stored_documents, stored_bands in _segments(connection, keys):
                 documents, bands = bytes(stored_documents), bytes(stored_bands)
                 if segment_digest(documents, bands) != missing[key]:
-                    raise CatalogError(
+                    raise IndexDamaged(
                         f"the overlap index is damaged: the segment of version key {key} "
                         f"does not hash to {missing[key]}"
                     )

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from catalog.errors import CatalogError, DatasetNotFound, VersionNotFound
+from catalog.errors import CatalogError, DatasetNotFound, IndexDamaged, VersionNotFound
 from exchange.anchoring import Anchorer, build_anchorer
 from exchange.api import anchors as anchor_routes
 from exchange.api import blobs as blob_routes
@@ -90,6 +90,9 @@ def _install_problem_handlers(app: FastAPI) -> None:
     async def _catalog(request: Request, exc: CatalogError) -> JSONResponse:
         if isinstance(exc, DatasetNotFound | VersionNotFound):
             return problem(request, 404, "Not found", str(exc))
+        if isinstance(exc, IndexDamaged):  # our data went bad, as a stored blob can
+            log.error("overlap index failure on %s: %s", request.url.path, exc)
+            return problem(request, 500, "The overlap index failed its integrity check", str(exc))
         return problem(request, 422, "Invalid input", str(exc))
 
     @app.exception_handler(LicensingError)

@@ -378,13 +378,13 @@ def _indexed_versions(session: Session, found: Findings) -> set[str]:
         segment = session.get(OverlapSegment, key)
         if segment is None:
             continue
+        session.expunge(segment)
         if segment_digest(bytes(segment.documents), bytes(segment.bands)) != segment.digest:
             found.add(
                 "dataset.version.published",
                 f"the overlap segment of version {keys[key]} does not hash to its digest",
             )
             continue
-        session.expunge(segment)
         indexed.add(keys[key])
     return indexed
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from sqlmodel import select as select_model
 
 from catalog.documents import Buffer
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, IndexDamaged
 from catalog.models import Dataset, DatasetVersion
 from catalog.overlap import FileSketch, OverlapPolicy, OverlapReport, VersionSketch
 from catalog.overlap_index import (
@@ -311,5 +311,5 @@ def test_a_damaged_segment_is_refused(engine: Engine, damage: str) -> None:
     with Session(engine) as session:
         index_version(session, publish(session, "bob", "bobs-news", "v1"), sketch_of(bobs))
         session.connection().exec_driver_sql(damage)
-        with pytest.raises(CatalogError, match="the overlap index is damaged"):
+        with pytest.raises(IndexDamaged, match="the overlap index is damaged"):
             find_overlaps(session, sketch_of(bobs[:5]), exclude_provider="alice")

@@ -339,3 +339,32 @@ def test_a_copied_corpus_is_flagged_until_an_operator_clears_it(
         env={"CORPUSX_CONFIG_DIR": str(tmp_path / "auditor"), "PATH": ""},
     )
     assert audit.returncode == 0, audit.stderr
+
+
+def test_a_damaged_overlap_index_stops_publishing_as_the_exchanges_fault(
+    live_server: LiveServer, provider: Member, tmp_path: Path
+) -> None:
+    """A segment that no longer matches its digest is a 500 with a problem that says so, and
+    the version that needed the lookup is not published (no row, no entry)."""
+    from sqlalchemy import text
+
+    from exchange.db import make_engine
+
+    publish_corpus(provider.client, [write_corpus(tmp_path / "one")], slug="cats", workers=1)
+    engine = make_engine(live_server.prepared.settings.resolved_database_url)
+    try:
+        with engine.begin() as connection:  # a digest that names nothing in memory, nor the bytes
+            connection.execute(text("UPDATE overlap_segment SET digest = :d"), {"d": "0" * 64})
+    finally:
+        engine.dispose()
+    with live_server.operator() as operator:
+        other = register(operator, live_server.url, "other", ["provider"])
+    before = size(live_server)
+    corpus = write_corpus(tmp_path / "two", topic="dogs")
+    with pytest.raises(ClientError, match="the overlap index is damaged") as refused:
+        publish_corpus(other.client, [corpus], slug="dogs", workers=1)
+    assert refused.value.status == 500
+    assert size(live_server) == before
+    with pytest.raises(ClientError) as missing:
+        other.client.dataset("dogs")
+    assert missing.value.status == 404

@@ -1240,12 +1240,12 @@ def run_profile(corpora: dict[str, dict[str, Any]], top: int, workdir: Path) -> 
         profiler.disable()
         found = _top(pstats.Stats(profiler), top)
         claimed = ingest_file(path, name=path.name)
-        from exchange.verification import _derive
+        from catalog.derivation import derive_file
 
         def verify(job: tuple[Path, Any]) -> Any:
             """What a server worker runs on an upload: ingest_file + the overlap sketch."""
             path, claimed = job
-            return _derive(str(path), claimed.sha256, claimed.name, claimed.document_rule)
+            return derive_file(str(path), claimed.sha256, claimed.name, claimed.document_rule)
 
         started = time.perf_counter()
         verify((path, claimed))
@@ -2589,7 +2589,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             add("")
             if p.get("verify_top"):
                 add(
-                    f"Server side, same file: `exchange.verification._derive` (`ingest_file` "
+                    f"Server side, same file: `catalog.derivation.derive_file` (`ingest_file` "
                     f"with the overlap `FileSketch` observer, as the server's workers run it on "
                     f"an upload) {_n(p['verify_s'])} s unprofiled "
                     f"({_n(p['verify_s'] / p['sha256sum_s'], 1)}× `sha256sum`); under cProfile "

@@ -447,9 +447,10 @@ _SUN_PATH = 107  # bytes of a Unix socket path on Linux, less the final NUL
 _FORKSERVER_SOCKET_NAME = 40  # what multiprocessing adds: "/pymp-XXXXXXXX/listener-XXXXXXXX"
 
 
-def pool_context() -> BaseContext:
-    """How ingestion starts worker processes: a fork server that has imported this module
-    (never a plain fork of a possibly multi-threaded caller)."""
+def pool_context(preload: Sequence[str] = ()) -> BaseContext:
+    """How ingestion starts worker processes: a fork server that has imported this module and
+    the modules in ``preload`` (never a plain fork of a possibly multi-threaded caller). A
+    process has one fork server, started with the preload of the first pool that uses it."""
     # Never fork: the parent may be a server with threads (and pyarrow's thread pools). The fork
     # server imports this module once, so each worker starts with pyarrow already loaded. It
     # listens on a Unix socket in the temp dir, whose path must fit in sun_path: under a deep
@@ -457,7 +458,7 @@ def pool_context() -> BaseContext:
     fits = len(tempfile.gettempdir()) + _FORKSERVER_SOCKET_NAME < _SUN_PATH
     if fits and "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload([__name__, *preload])
         return context
     return multiprocessing.get_context("spawn")
 

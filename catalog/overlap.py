@@ -389,6 +389,14 @@ def _fold_table() -> npt.NDArray[np.uint32]:
     return table
 
 
+def warm_tables() -> None:
+    """Build the lookup tables that sketching every document needs (once per process; a
+    process forked afterwards inherits them: catalog.derivation_preload)."""
+    _character_classes()
+    if _native is not None:
+        _fold_table()
+
+
 class _NativeLevels:
     """A batch's new documents levelled in compiled code, in one pass that keeps no shingles:
     those the compiled code reads itself (ASCII, or BMP text that NFKC leaves as it is), and the

@@ -42,9 +42,11 @@ from sqlalchemy import CheckConstraint, LargeBinary
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
+from catalog.derivation import PRELOAD as DERIVATION_PRELOAD
+from catalog.derivation import derive_file
 from catalog.documents import MAX_DOCUMENT_BYTES, IngestOptions, classify_name
 from catalog.errors import CatalogError, IngestError
-from catalog.ingest import INGEST_REVISION, ingest_file, pool_context
+from catalog.ingest import INGEST_REVISION, pool_context
 from catalog.manifest import MANIFEST_FORMAT, FileManifest, validate_name
 from catalog.overlap import SKETCH_SCHEME, FileSketch
 from ledger.canonical import canonical_bytes, parse_json
@@ -115,15 +117,6 @@ class Derived:
         return Derived(replace(self.manifest, entry=entry), sketch)
 
 
-def _derive(path: str, digest: str, name: str, rule: str) -> tuple[bytes, bytes]:
-    """In a worker process: read the file once into its manifest and sketch."""
-    sketch = FileSketch(name)
-    manifest = ingest_file(path, name=name, options=IngestOptions.for_rule(rule), observer=sketch)
-    if manifest.sha256 != digest:
-        raise IngestError(f"the stored bytes hash to {manifest.sha256}, not {digest}", file=name)
-    return canonical_bytes(manifest.to_json()), sketch.to_bytes()
-
-
 def _loaded(manifest: bytes, sketch: bytes, name: str) -> Derived:
     found = FileManifest.from_json(parse_json(manifest))
     return Derived(found, FileSketch.from_bytes(sketch, name=found.name)).named(name)
@@ -141,7 +134,9 @@ class Verifier:
     def _executor(self) -> Executor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self._workers, mp_context=pool_context())
+                self._pool = ProcessPoolExecutor(
+                    self._workers, mp_context=pool_context(preload=[DERIVATION_PRELOAD])
+                )
             return self._pool
 
     def derive(self, jobs: Sequence[tuple[Path, str, Reading]]) -> list[Derived]:
@@ -150,7 +145,9 @@ class Verifier:
         futures: list[Future[tuple[bytes, bytes]]] = []
         try:
             for path, digest, reading in jobs:
-                futures.append(pool.submit(_derive, str(path), digest, reading.name, reading.rule))
+                futures.append(
+                    pool.submit(derive_file, str(path), digest, reading.name, reading.rule)
+                )
             results = [future.result() for future in futures]
         except BrokenProcessPool:
             self._discard(pool)  # a worker died (killed, out of memory): start afresh next time

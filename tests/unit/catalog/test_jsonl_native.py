@@ -205,3 +205,16 @@ def test_line_numbers_after_many_fast_blocks(
     outcome = _outcome(tmp_path / "part.jsonl", "text")
     assert isinstance(outcome, tuple) and outcome[0] == "error"
     assert f"line {len(lines)}" in str(outcome[1])
+
+
+@pytest.mark.parametrize("length", [4079, 4080, 4081, 4096, 8160, 8177, 65_536 + 5])
+def test_character_counts_of_long_texts(tmp_path: Path, length: int) -> None:
+    """Code points are counted 16 bytes at a time into byte counters that are added up every
+    255 steps (4,080 bytes): texts around and past those bounds, with 2-, 3- and 4-byte
+    characters at the edges, count as the decoder counts them."""
+    text = ("é" + "a" * 13 + "日" + "😀" + "b" * 7)[: length % 23] + "x" * length + "é😀"
+    path = tmp_path / "part.jsonl"
+    path.write_text(json.dumps({"text": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+    manifest = ingest_file(path, name="part.jsonl")
+    assert manifest.stats.characters == len(text)
+    _compare(tmp_path, [json.dumps({"text": text}, ensure_ascii=False)])

@@ -398,12 +398,21 @@ static inline Py_ssize_t ascii_word_shingles(const uint8_t *text, Py_ssize_t len
                                              uint64_t *anchor) {
     word_bitmap(text, length, bits);
     Window window = {.least = out == NULL ? *anchor : 0};
-    Py_ssize_t pos = 0;
-    while ((pos = next_bit(bits, length, pos, 1)) < length) {
-        Py_ssize_t stop = next_bit(bits, length, pos, 0);
-        window_push(&window, word_hash(text + pos, stop - pos, length - pos, powers), weights,
-                    out, seed);
-        pos = stop;
+    /* A word starts at a set bit whose predecessor is clear: all of a block's starts at once,
+     * taken lowest first (the last bit of the block before carried into bit 0's predecessor). */
+    Py_ssize_t blocks = (length + 63) / 64;
+    uint64_t carry = 0;
+    for (Py_ssize_t k = 0; k < blocks; k++) {
+        uint64_t x = bits[k];
+        uint64_t starts = x & ~((x << 1) | carry);
+        carry = x >> 63;
+        while (starts != 0) {
+            Py_ssize_t pos = (k << 6) + __builtin_ctzll(starts);
+            starts &= starts - 1;
+            Py_ssize_t stop = next_bit(bits, length, pos, 0);
+            window_push(&window, word_hash(text + pos, stop - pos, length - pos, powers),
+                        weights, out, seed);
+        }
     }
     return window_finish(&window, weights, out, seed, anchor);
 }

@@ -594,8 +594,34 @@ class FileSketch:
         self.records = 0
         self._hashes = bytearray()
         self._short = bytearray()
-        self._samples: dict[bytes, _Sample] = {}
+        self._sample_dict: dict[bytes, _Sample] = {}
+        self._rows: npt.NDArray[np.void] | None = None  # the samples as loaded, until changed
         self._level = 0
+
+    @property
+    def _samples(self) -> dict[bytes, _Sample]:
+        """The samples by document hash (made from the loaded rows on first use)."""
+        if self._rows is not None:
+            fields = zip(
+                self._rows["record"].tolist(),
+                self._rows["count"].tolist(),
+                self._rows["level"].tolist(),
+                self._rows["keys"].tolist(),
+                strict=True,
+            )
+            samples = itertools.starmap(_Sample, fields)
+            self._sample_dict = dict(zip(self._rows["digest"].tolist(), samples, strict=True))
+            self._rows = None
+        return self._sample_dict
+
+    def _sample_rows(self) -> npt.NDArray[np.void]:
+        """The samples as _SAMPLE_ROW rows, in the order they were added."""
+        if self._rows is not None:
+            return self._rows
+        return np.array(
+            [(d, s.record, s.count, s.level, s.keys) for d, s in self._sample_dict.items()],
+            dtype=_SAMPLE_ROW,
+        )
 
     @property
     def level(self) -> int:
@@ -673,16 +699,10 @@ class FileSketch:
                 keys[row].tobytes(),
             )
 
-    def _state(self) -> tuple[bytes, bytes, dict[bytes, _Sample]]:
-        return bytes(self._hashes), bytes(self._short), self._samples
-
     def to_bytes(self) -> bytes:
         """The sketch without its name, to keep with the file's verified derivation (the
         exchange caches it per blob): :meth:`from_bytes` gives back an equal sketch."""
-        samples = np.array(
-            [(d, s.record, s.count, s.level, s.keys) for d, s in self._samples.items()],
-            dtype=_SAMPLE_ROW,
-        )
+        samples = self._sample_rows()
         header = _SKETCH_HEADER.pack(_SKETCH_MAGIC, self.records, self._level, len(samples))
         return b"".join((header, self._hashes, self._short, samples.tobytes()))
 
@@ -702,16 +722,7 @@ class FileSketch:
         hashes_end = size + records * HASH_BYTES
         sketch._hashes = bytearray(data[size:hashes_end])
         sketch._short = bytearray(data[hashes_end : hashes_end + records])
-        rows = np.frombuffer(data, dtype=_SAMPLE_ROW, offset=hashes_end + records)
-        fields = zip(
-            rows["record"].tolist(),
-            rows["count"].tolist(),
-            rows["level"].tolist(),
-            rows["keys"].tolist(),
-            strict=True,
-        )
-        samples = itertools.starmap(_Sample, fields)
-        sketch._samples = dict(zip(rows["digest"].tolist(), samples, strict=True))
+        sketch._rows = np.frombuffer(data, dtype=_SAMPLE_ROW, offset=hashes_end + records)
         return sketch
 
 
@@ -741,13 +752,33 @@ def _settle(
     present = np.array([s.level for s in samples.values()], dtype=np.int8)
     if arriving is not None:
         present = np.concatenate((present, arriving[arriving >= 0]))
-    per_level = np.bincount(present, minlength=MAX_SAMPLE_LEVEL + 1)
-    at_least = np.cumsum(per_level[::-1])[::-1]
-    while level < MAX_SAMPLE_LEVEL and at_least[level] > SAMPLE_TARGET:
-        level += 1
+    level = _sample_level(present, level)
     for digest in [d for d, s in samples.items() if s.level < level]:
         del samples[digest]
     return level
+
+
+def _sample_level(levels: npt.NDArray[np.int8], level: int) -> int:
+    """The smallest sample level from ``level`` up (at most MAX_SAMPLE_LEVEL) that leaves at
+    most SAMPLE_TARGET of the distinct documents of these ``levels``."""
+    per_level = np.bincount(levels, minlength=MAX_SAMPLE_LEVEL + 1)
+    at_least = np.cumsum(per_level[::-1])[::-1]
+    while level < MAX_SAMPLE_LEVEL and at_least[level] > SAMPLE_TARGET:
+        level += 1
+    return level
+
+
+def _merged_samples(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+    """One row per document hash: the first row of each (its record, level and keys), with the
+    counts of all its rows summed (the same document sampled in several files)."""
+    if len(rows) == 0:
+        return rows
+    _, first, inverse = np.unique(rows["digest"], return_index=True, return_inverse=True)
+    counts = np.zeros(len(first), dtype=np.int64)
+    np.add.at(counts, inverse.reshape(-1), rows["count"])
+    merged = rows[first]
+    merged["count"] = counts
+    return merged
 
 
 @dataclass(frozen=True, eq=False)
@@ -795,24 +826,21 @@ class VersionSketch:
     @classmethod
     def from_files(cls, files: Iterable[FileSketch]) -> VersionSketch:
         ordered = sorted(files, key=lambda f: f.name)
-        hashes, short, samples = bytearray(), bytearray(), dict[bytes, _Sample]()
+        hashes, short, parts = bytearray(), bytearray(), []
         level, offset = 0, 0
         for sketch in ordered:
-            file_hashes, file_short, file_samples = sketch._state()
-            hashes += file_hashes
-            short += file_short
+            hashes += sketch._hashes
+            short += sketch._short
             level = max(level, sketch.level)
-            for digest, sample in file_samples.items():
-                known = samples.get(digest)
-                if known is None:
-                    samples[digest] = _Sample(
-                        offset + sample.record, sample.count, sample.level, sample.keys
-                    )
-                else:
-                    known.count += sample.count
+            rows = sketch._sample_rows().copy()
+            rows["record"] += offset  # version-wide
+            parts.append(rows)
             offset += sketch.records
-        samples = {d: s for d, s in samples.items() if s.level >= level}
-        level = _settle(samples, level)
+        samples = _merged_samples(np.concatenate(parts) if parts else np.empty(0, _SAMPLE_ROW))
+        samples = samples[samples["level"] >= level]
+        if level < MAX_SAMPLE_LEVEL:
+            level = _sample_level(samples["level"], level)
+            samples = samples[samples["level"] >= level]
         return cls._build(ordered, offset, bytes(hashes), bytes(short), samples, level)
 
     @classmethod
@@ -822,14 +850,14 @@ class VersionSketch:
         records: int,
         hashes: bytes,
         short: bytes,
-        samples: dict[bytes, _Sample],
+        samples: npt.NDArray[np.void],
         level: int,
     ) -> VersionSketch:
         all_hashes = np.frombuffer(hashes, dtype="V32")
         long = np.flatnonzero(np.frombuffer(short, dtype=np.uint8) == 0)
         unique, first, counts = _unique_hashes(all_hashes[long])
-        ordered = sorted(samples.items(), key=lambda item: item[1].record)
-        keys = np.frombuffer(b"".join(s.keys for _, s in ordered), dtype=np.int64)
+        ordered = samples[np.argsort(samples["record"], kind="stable")]
+        keys = np.frombuffer(ordered["keys"].tobytes(), dtype=np.int64)
         return cls(
             files=tuple((f.name, f.records) for f in files),
             records=records,
@@ -837,10 +865,10 @@ class VersionSketch:
             first_records=long[first].astype(np.int64),
             occurrences=counts.astype(np.int64),
             sample_level=level,
-            sample_hashes=tuple(d for d, _ in ordered),
-            sample_records=np.array([s.record for _, s in ordered], dtype=np.int64),
-            sample_occurrences=np.array([s.count for _, s in ordered], dtype=np.int64),
-            sample_levels=np.array([s.level for _, s in ordered], dtype=np.int8),
+            sample_hashes=tuple(ordered["digest"].tolist()),
+            sample_records=ordered["record"].astype(np.int64),
+            sample_occurrences=ordered["count"].astype(np.int64),
+            sample_levels=ordered["level"].astype(np.int8),
             sample_keys=keys.reshape(len(ordered), BANDS),
         )
 
@@ -854,8 +882,9 @@ def _unique_hashes(
     10^7 among 10^6 hashes) make it sort them whole instead."""
     if len(hashes) == 0:
         return np.unique(hashes, return_index=True, return_counts=True)
-    prefix = np.frombuffer(hashes.tobytes(), dtype=">u8")[::4]
-    order = np.argsort(prefix, kind="stable")
+    prefix = np.frombuffer(hashes.tobytes(), dtype=">u8")[::4].astype(np.uint64)
+    # Not a stable sort (~3.5x faster): a run's first occurrence is its least index, below.
+    order = np.argsort(prefix)
     ordered, sorted_prefix = hashes[order], prefix[order]
     # A hash starts a run where it differs from the one before: where the prefixes differ, and,
     # among the few neighbours with equal prefixes (copies, mostly), where the whole hashes do
@@ -868,7 +897,7 @@ def _unique_hashes(
     if len(distinct) > 1 and not np.all(distinct[1:] > distinct[:-1]):
         return np.unique(hashes, return_index=True, return_counts=True)
     counts = np.diff(np.append(starts, len(ordered)))
-    return ordered[starts], order[starts], counts
+    return ordered[starts], np.minimum.reduceat(order, starts), counts
 
 
 # -- reports -----------------------------------------------------------------------------------

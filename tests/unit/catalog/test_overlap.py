@@ -164,6 +164,33 @@ def test_file_sketches_round_trip_through_bytes(monkeypatch: pytest.MonkeyPatch)
             FileSketch.from_bytes(broken, name="a.txt")
 
 
+def test_a_loaded_file_sketch_goes_on_like_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sketch read back from bytes keeps its samples as rows until something needs them by
+    hash: fed more documents (some repeating earlier ones), it ends as the original does, and
+    merging loaded sketches gives the version the fresh ones give."""
+    monkeypatch.setattr(overlap, "SAMPLE_TARGET", 30)
+    rng = random.Random(5)
+    first = [article(rng, 30).encode() for _ in range(150)]
+    more = [article(rng, 30).encode() for _ in range(120)] + first[:40]
+    original = feed("a.txt", first, 13)
+    loaded = FileSketch.from_bytes(original.to_bytes(), name="a.txt")
+    for sketch in (original, loaded):
+        sketch(Batch(len(first), list(more), 0, 0), [])
+    assert loaded.to_bytes() == original.to_bytes()
+    other = feed("b.txt", more[100:] + first[:20], 9)
+    fresh = VersionSketch.from_files([original, other])
+    again = VersionSketch.from_files(
+        [FileSketch.from_bytes(s.to_bytes(), name=s.name) for s in (other, original)]
+    )
+    assert again.documents == fresh.documents
+    assert again.first_records.tolist() == fresh.first_records.tolist()
+    assert again.sample_level == fresh.sample_level > 0
+    assert again.sample_hashes == fresh.sample_hashes
+    assert again.sample_records.tolist() == fresh.sample_records.tolist()
+    assert again.sample_occurrences.tolist() == fresh.sample_occurrences.tolist()
+    assert again.sample_keys.tolist() == fresh.sample_keys.tolist()
+
+
 def test_sketches_are_pinned() -> None:
     """The index keeps sketches for years: any change here is a new SKETCH_SCHEME."""
     text = "The quick brown fox jumps over the lazy dog, and that is the end of it."

@@ -52,7 +52,7 @@ from catalog.ingest import pool_context
 context = pool_context(preload=[PRELOAD])
 assert context.get_start_method() == "forkserver", context.get_start_method()
 with ProcessPoolExecutor(1, mp_context=context) as pool:
-    tables = pool.submit(eval, "__import__('catalog.overlap').overlap._fold_table.cache_info().currsize")
+    tables = pool.submit(eval, "__import__('catalog.overlap').overlap._fold_table.cache_info()[3]")
     stack = pool.submit(eval, "sorted({'sqlmodel', 'fastapi'} & set(__import__('sys').modules))")
     print(tables.result(), stack.result())
 """

@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
@@ -77,6 +77,22 @@ def open_reader(stored: StoredFile, kind: SourceKind, options: IngestOptions) ->
 # -- JSON Lines --------------------------------------------------------------------------------
 
 _native_jsonl = native.load("_jsonl")  # compiled inner loops, or None: see catalog.native
+_native_text = native.load("_text")  # UTF-8 checks and counts, splitting at offsets
+
+
+def _utf8_length(data: Buffer) -> int | None:
+    """The code points of ``data`` if it is valid UTF-8 and the compiled check exists, else None
+    (then the caller decodes it, which counts, or raises the exact error)."""
+    return _native_text.utf8_length(data) if _native_text is not None else None
+
+
+def _check_utf8(data: bytes) -> bool:
+    """True if ``data`` is valid UTF-8; if it is not, False, or the decoder's
+    UnicodeDecodeError where the compiled check is missing."""
+    if _native_text is not None:
+        return _native_text.utf8_length(data) is not None
+    data.decode("utf-8")
+    return True
 
 
 class _RecordError(ValueError):
@@ -197,11 +213,11 @@ class JsonLinesReader(_LineReader):
 
     def _block(self, data: bytes) -> Batch:
         try:
-            text = data.decode("utf-8")  # also the UTF-8 check the fast path relies on
-            if _native_jsonl is not None:
+            if _native_jsonl is not None and _check_utf8(data):  # what the fast path relies on
                 batch = self._scan(data)
                 if batch is not None:
                     return batch
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             # Parse the good lines before the bad one first, so that an earlier error wins.
             good = data[: data.rfind(b"\n", 0, exc.start) + 1]
@@ -337,13 +353,16 @@ class TextLinesReader(_LineReader):
         return self._error(f"document is longer than the limit of {self._max} bytes", record, line)
 
     def _block(self, data: bytes) -> Batch:
+        characters = _utf8_length(data)
+        if characters is not None:
+            return self._split(data, characters)
         try:
-            text = data.decode("utf-8")
+            characters = len(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
             # The lines before the bad one first: an earlier error wins, and the counts advance.
             self._split(data[: data.rfind(b"\n", 0, exc.start) + 1], 0)
             raise self._utf8_error(data, exc) from None
-        return self._split(data, len(text))
+        return self._split(data, characters)
 
     def _split(self, data: bytes, characters: int) -> Batch:
         lines, stripped = _lines(data)
@@ -406,16 +425,18 @@ class WholeTextReader:
             )
         if not data:
             return
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise IngestError(
-                f"invalid UTF-8 at byte {exc.start}",
-                file=self._stored.name,
-                record=0,
-                line=1 + data.count(b"\n", 0, exc.start),
-            ) from None
-        yield Batch(0, [data], len(data), len(text))
+        characters = _utf8_length(data)
+        if characters is None:
+            try:
+                characters = len(data.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise IngestError(
+                    f"invalid UTF-8 at byte {exc.start}",
+                    file=self._stored.name,
+                    record=0,
+                    line=1 + data.count(b"\n", 0, exc.start),
+                ) from None
+        yield Batch(0, [data], len(data), characters)
 
 
 # -- Parquet -----------------------------------------------------------------------------------
@@ -499,7 +520,7 @@ class ParquetReader:
             raise IngestError(
                 f"column {self._field!r} is null", file=self._name, record=start + index
             )
-        documents, offsets = _arrow_documents(array)
+        documents, values = _arrow_documents(array)
         try:
             array.validate(full=True)
         except pa.ArrowInvalid:
@@ -508,7 +529,7 @@ class ParquetReader:
                 file=self._name,
                 record=start + _first_invalid_utf8(documents),
             ) from None
-        nbytes = offsets[-1] - offsets[0]
+        nbytes = len(values)
         if nbytes > self._max:
             for index, document in enumerate(documents):
                 if len(document) > self._max:
@@ -517,7 +538,9 @@ class ParquetReader:
                         file=self._name,
                         record=start + index,
                     )
-        characters = pc.sum(pc.utf8_length(array)).as_py() or 0
+        characters = _utf8_length(values)
+        if characters is None:
+            characters = pc.sum(pc.utf8_length(array)).as_py() or 0
         return Batch(start, documents, nbytes, characters)
 
 
@@ -540,21 +563,24 @@ def _plain_strings(array: Any) -> Any:
     return array
 
 
-def _arrow_documents(array: Any) -> tuple[list[Buffer], list[int]]:
-    """Each value as bytes, from one copy of the values' part of the array's data buffer, and
-    the offsets. (Slicing bytes costs ~40% of making a memoryview per value, copy included.)"""
-    code: Literal["i", "q"] = "i" if pa.types.is_string(array.type) else "q"
-    width = 4 if code == "i" else 8
+def _arrow_documents(array: Any) -> tuple[list[Buffer], memoryview]:
+    """Each value as bytes, and the part of the array's data buffer that holds the values.
+    Compiled, one bytes object per value straight from the buffer; otherwise by slicing one
+    copy of that part (slicing bytes costs ~40% of making a memoryview per value, copy
+    included)."""
+    width = 4 if pa.types.is_string(array.type) else 8
     _, offsets_buffer, data_buffer = array.buffers()
     first = array.offset * width
-    offsets = (
-        memoryview(offsets_buffer).cast("B")[first : first + (len(array) + 1) * width].cast(code)
-    ).tolist()
+    offsets = memoryview(offsets_buffer).cast("B")[first : first + (len(array) + 1) * width]
     data = memoryview(data_buffer).cast("B") if data_buffer is not None else memoryview(b"")
-    base = offsets[0]
-    text = data[base : offsets[-1]].tobytes()
-    local = [o - base for o in offsets] if base else offsets
-    return [text[a:b] for a, b in itertools.pairwise(local)], offsets
+    numbers = offsets.cast("i" if width == 4 else "q")
+    base = numbers[0]
+    values = data[base : numbers[-1]]
+    if _native_text is not None:
+        return _native_text.split(values, offsets, width), values
+    local = [o - base for o in numbers.tolist()]
+    text = values.tobytes()
+    return [text[a:b] for a, b in itertools.pairwise(local)], values
 
 
 def _first_invalid_utf8(documents: list[Buffer]) -> int:

@@ -900,7 +900,7 @@ def dataset_publish(
 
 
 def _declared_lineage(derived_from: list[str] | None, method: str | None) -> Any:
-    from exchange.lineage import Declared
+    from exchange.published import Declared
 
     if not derived_from:
         if method is not None:

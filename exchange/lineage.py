@@ -11,9 +11,7 @@ over and may not exist at all if a source forbids redistribution.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +21,7 @@ from catalog import services as catalog
 from catalog.models import Dataset, DatasetVersion
 from exchange.errors import Forbidden, InvalidInput, NotFound
 from exchange.models import Member
+from exchange.published import Declared
 from ledger.entry import format_time
 from licensing.errors import LineageError
 from licensing.lineage import Source, check_carried_over, inherit
@@ -32,49 +31,8 @@ from licensing.terms import Terms
 if TYPE_CHECKING:
     from licensing.prov import LineageRecord
 
-MAX_SOURCES = 100
-_METHOD = re.compile(r"^[\w][\w .,+/-]{0,99}$")
-_VERSION_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
-
 OWNER_TERMS = Terms(commercial=True, derivation=True, redistribution=True)
 """What a provider may do with its own, underived versions: anything."""
-
-
-@dataclass(frozen=True)
-class Declared:
-    """The lineage a provider declares (and signs) for a new version."""
-
-    method: str
-    sources: tuple[tuple[str, str | None], ...]  # (source version id, agreement id or None)
-
-    def to_body(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "derived_from": [{"version": v, "agreement": a} for v, a in self.sources],
-        }
-
-    @classmethod
-    def from_json(cls, method: object, derived_from: object) -> Declared:
-        if not isinstance(method, str) or not _METHOD.fullmatch(method):
-            raise InvalidInput(
-                "method must say how the version was derived (e.g. filtered, deduplicated, "
-                "merged): 1-100 word characters"
-            )
-        if not isinstance(derived_from, list) or not 0 < len(derived_from) <= MAX_SOURCES:
-            raise InvalidInput(f"derived_from must list 1-{MAX_SOURCES} source versions")
-        sources: list[tuple[str, str | None]] = []
-        for i, item in enumerate(derived_from):
-            if not isinstance(item, dict) or set(item) != {"version", "agreement"}:
-                raise InvalidInput(f"derived_from[{i}] must be {{version, agreement}}")
-            version, agreement = item["version"], item["agreement"]
-            if not isinstance(version, str) or not _VERSION_ID.fullmatch(version):
-                raise InvalidInput(f"derived_from[{i}].version must be a version id")
-            if agreement is not None and not isinstance(agreement, str):
-                raise InvalidInput(f"derived_from[{i}].agreement must be an agreement id or null")
-            sources.append((version, agreement))
-        if len({v for v, _ in sources}) != len(sources):
-            raise InvalidInput("derived_from names a source version twice")
-        return cls(method, tuple(sources))
 
 
 def resolve_sources(

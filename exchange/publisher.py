@@ -20,8 +20,7 @@ from catalog.documents import IngestOptions
 from catalog.ingest import IngestProgress, SourceFile, ingest, scan
 from catalog.manifest import FileManifest, VersionManifest
 from exchange.client import ClientError, ExchangeClient
-from exchange.lineage import Declared
-from exchange.publishing import PUBLISHED, statement_body
+from exchange.published import PUBLISHED, Declared, statement_body
 
 UPLOADS_AT_ONCE = 2
 """Uploads in flight: the exchange reads each one as it is stored, on its own worker."""

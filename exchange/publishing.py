@@ -33,8 +33,8 @@ from catalog.overlap import VersionSketch
 from catalog.overlap_index import find_overlaps, index_version
 from exchange import lineage
 from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound
-from exchange.lineage import Declared
 from exchange.models import Member
+from exchange.published import PUBLISHED, Declared, statement_body
 from exchange.statements import (
     StatementPolicy,
     check_statement,
@@ -46,7 +46,6 @@ from ledger.entry import Entry, SignedStatement
 from ledger.note import Ed25519Signer
 from storage import BlobStore, LocalStore
 
-PUBLISHED = "dataset.version.published"
 CLEARED = "dataset.version.cleared"
 FLAGGED = "flagged"
 
@@ -66,24 +65,6 @@ class Published:
     dataset: Dataset
     version: DatasetVersion
     entry: Entry
-
-
-def statement_body(
-    slug: str, label: str, manifest: VersionManifest, lineage: Declared | None = None
-) -> dict[str, object]:
-    """The body a provider signs: it names the exact version and its manifest root, and, for a
-    derived version, its sources and the agreements they are used under."""
-    body: dict[str, object] = {
-        "dataset": slug,
-        "label": label,
-        "version": manifest.version_id,
-        "manifest_root": manifest.manifest_root,
-        "records": manifest.records,
-        "size": manifest.size,
-    }
-    if lineage is not None:
-        body.update(lineage.to_body())
-    return body
 
 
 def check_publication(publication: Publication) -> None:

@@ -20,8 +20,8 @@ from exchange import ledger_service, publishing
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.api.schemas import MAX_INTEGER, NO_NUL, SignedStatementIn
 from exchange.errors import Forbidden, InvalidInput, NotFound
-from exchange.lineage import Declared
 from exchange.models import Member
+from exchange.published import Declared
 from exchange.statements import parse_signed_statement
 
 router = APIRouter(tags=["catalogue"])

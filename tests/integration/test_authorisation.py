@@ -37,9 +37,8 @@ from catalog.ingest import ingest, scan
 from exchange.client import ClientError
 from exchange.delivery import DownloadClaims
 from exchange.keys import raw_public_key
-from exchange.lineage import Declared
+from exchange.published import PUBLISHED, Declared, statement_body
 from exchange.publisher import publish_corpus
-from exchange.publishing import PUBLISHED, statement_body
 from ledger.audit import registration_body
 from ledger.entry import format_time, key_id_for
 from licensing import statements as licences

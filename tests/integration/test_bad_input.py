@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from exchange.publishing import statement_body
+from exchange.published import statement_body
 from ledger.entry import format_time
 from licensing import statements as licences
 from licensing.terms import Price

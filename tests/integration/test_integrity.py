@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from exchange.db import make_engine
 from exchange.integrity import check_integrity, check_session
-from exchange.lineage import Declared
+from exchange.published import Declared
 from exchange.publisher import publish_corpus
 from ledger.entry import format_time
 from licensing.terms import Terms

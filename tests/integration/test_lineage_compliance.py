@@ -13,7 +13,7 @@ import pytest
 import rdflib
 
 from exchange.client import ClientError
-from exchange.lineage import Declared
+from exchange.published import Declared
 from exchange.publisher import publish_corpus
 from ledger.entry import format_time
 from ledger.errors import VerificationError

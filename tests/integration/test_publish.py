@@ -16,8 +16,8 @@ import pytest
 
 from catalog.ingest import ingest
 from exchange.client import ClientError
+from exchange.published import statement_body
 from exchange.publisher import publish_corpus
-from exchange.publishing import statement_body
 from ledger.entry import Entry
 from tests.conftest import LiveServer
 from tests.integration.helpers import Member, register

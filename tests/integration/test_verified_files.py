@@ -26,8 +26,8 @@ from catalog.manifest import VersionManifest
 from exchange import verification
 from exchange.client import ClientError
 from exchange.db import make_engine
+from exchange.published import statement_body
 from exchange.publisher import publish_corpus
-from exchange.publishing import statement_body
 from exchange.verification import DERIVATION, VerifiedFile, Verifier
 from storage import LocalStore
 from tests.conftest import LiveServer

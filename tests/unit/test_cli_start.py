@@ -25,6 +25,13 @@ def test_the_cli_and_the_client_load_no_server_library() -> None:
     assert _loaded_after("import exchange.cli, exchange.client") == []
 
 
+def test_publishing_loads_the_catalogue_but_not_the_database() -> None:
+    """``corpusx dataset publish`` needs pyarrow and numpy to read the corpus, but not the
+    exchange's own database layer: that import (~0.4 s) came before the first file was read."""
+    loaded = _loaded_after("import exchange.cli, exchange.publisher, exchange.published")
+    assert loaded == ["pyarrow", "numpy"]
+
+
 def test_the_stores_and_the_statement_bodies_load_without_boto3_or_the_database() -> None:
     assert _loaded_after("import storage, licensing.statements") == []
 

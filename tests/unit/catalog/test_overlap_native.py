@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,13 +43,64 @@ def _everything(texts: list[str | bytes]) -> list[np.ndarray]:
 
 
 def _compare(texts: list[str | bytes]) -> None:
+    assert overlap._native is not None
     with pytest.MonkeyPatch.context() as patch:
         native = _everything(texts)
+        try:
+            overlap._native.use_vectors(False)
+            scalar = _everything(texts)
+        finally:
+            overlap._native.use_vectors(True)
         _numpy(patch)
         reference = _everything(texts)
-    for got, expected in zip(native, reference, strict=True):
+    for got, got_scalar, expected in zip(native, scalar, reference, strict=True):
         assert got.dtype == expected.dtype
         assert np.array_equal(got, expected)
+        assert np.array_equal(got_scalar, expected)
+
+
+def _cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads the CPU flags on Linux")
+def test_signatures_use_avx512_where_the_cpu_has_it() -> None:
+    """So that the comparisons here test the vector path on such a machine (this one, in CI)."""
+    assert overlap._native is not None
+    expected = {"avx512f", "avx512dq"} <= _cpu_flags()
+    assert overlap._native.use_vectors(True) is expected
+
+
+@pytest.mark.parametrize("permutations", [1, 7, 8, 9, 15, 16, 17, 100, 101])
+def test_signatures_of_any_number_of_permutations_both_ways(permutations: int) -> None:
+    """Every count of permutations (the vector path takes 8 at a time and masks the rest), for
+    texts of 0 to 40 shingles, by the defining formula in Python integers."""
+    native = overlap._native
+    assert native is not None
+    rng = np.random.default_rng(permutations)
+    sizes = rng.integers(0, 41, 30)
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+    hashes = rng.integers(0, 2**64, int(bounds[-1]), dtype=np.uint64, endpoint=False)
+    a = rng.integers(0, 2**64, permutations, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, 2**64, permutations, dtype=np.uint64)
+    chosen = np.array([29, 0, 3, 3, 17], np.intp)
+    expected = np.full((len(chosen), permutations), 2**64 - 1, np.uint64)
+    for r, t in enumerate(chosen.tolist()):
+        for h in hashes[bounds[t] : bounds[t + 1]].tolist():
+            for p in range(permutations):
+                value = (h * int(a[p]) + int(b[p])) % 2**64
+                expected[r, p] = min(int(expected[r, p]), value)
+    for vectors in (True, False):
+        native.use_vectors(vectors)
+        out = np.empty((len(chosen), permutations), np.uint64)
+        try:
+            native.signatures(hashes, bounds, chosen, a, b, out)
+        finally:
+            native.use_vectors(True)
+        assert np.array_equal(out, expected), vectors
 
 
 @settings(max_examples=200, deadline=None)

@@ -447,6 +447,10 @@ _SUN_PATH = 107  # bytes of a Unix socket path on Linux, less the final NUL
 _FORKSERVER_SOCKET_NAME = 40  # what multiprocessing adds: "/pymp-XXXXXXXX/listener-XXXXXXXX"
 
 
+_FORKSERVER_EXIT = "catalog.forkserver_exit"
+"""Preloaded last: the fork server then exits without tearing its interpreter down."""
+
+
 def pool_context(preload: Sequence[str] = ()) -> BaseContext:
     """How ingestion starts worker processes: a fork server that has imported this module and
     the modules in ``preload`` (never a plain fork of a possibly multi-threaded caller). A
@@ -458,7 +462,7 @@ def pool_context(preload: Sequence[str] = ()) -> BaseContext:
     fits = len(tempfile.gettempdir()) + _FORKSERVER_SOCKET_NAME < _SUN_PATH
     if fits and "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__, *preload])
+        context.set_forkserver_preload([__name__, *preload, _FORKSERVER_EXIT])
         return context
     return multiprocessing.get_context("spawn")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -423,3 +425,48 @@ def test_parquet_values_of_a_sliced_array(kind: pa.DataType) -> None:
     documents, part = _arrow_documents(array)
     assert documents == [v.encode() for v in values[6:13]]
     assert bytes(part) == "".join(values[6:13]).encode()
+
+
+FORKSERVER_PROBE = """
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from catalog.ingest import pool_context
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=pool_context()) as pool:
+        print(pool.submit(eval, "'catalog.forkserver_exit' in __import__('sys').modules").result())
+"""
+
+TEARDOWN_PROBE = """
+import sys
+if sys.argv[1] == "quick":
+    import catalog.forkserver_exit
+
+class Noted:
+    def __del__(self):
+        print("torn down", flush=True)
+
+kept = Noted()
+print("done", flush=True)
+"""
+
+
+def test_the_fork_server_ends_without_tearing_its_interpreter_down(tmp_path: Path) -> None:
+    """The fork server (where workers come from, so they show what it imported) preloads
+    catalog.forkserver_exit, which ends a process at its exit handlers: a module's objects are
+    then never torn down (the fork server's took ~0.1 s while it held the command's output)."""
+    script = tmp_path / "probe.py"
+    script.write_text(FORKSERVER_PROBE)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]
+    outputs: dict[str, list[str]] = {}
+    for mode in ("quick", "normal"):
+        ran = subprocess.run(
+            [sys.executable, "-c", TEARDOWN_PROBE, mode], capture_output=True, text=True, timeout=60
+        )
+        assert ran.returncode == 0, ran.stderr
+        outputs[mode] = ran.stdout.split("\n")
+    assert outputs == {"quick": ["done", ""], "normal": ["done", "torn down", ""]}

@@ -14,7 +14,7 @@
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define SIGNATURES_AVX512 1
+#define HAVE_AVX512 1
 #endif
 
 #define SHINGLE_TOKENS 5
@@ -29,6 +29,18 @@ static inline uint64_t fmix(uint64_t x) {
     x *= 0xC4CEB9FE1A85EC53ULL;
     x ^= x >> 33;
     return x;
+}
+
+/* Whether the AVX-512 paths are used (signature_row_avx512, least_shingle_avx512): where the
+ * CPU has AVX-512F and DQ, unless use_vectors(False) turned them off (the tests compare both
+ * ways on one machine). */
+static int vectors_wanted = 1, vectors_available = 0;
+
+static void find_vectors(void) {
+#ifdef HAVE_AVX512
+    __builtin_cpu_init(); /* libgcc's CPUID check also asks the OS (XGETBV) for AVX-512 state */
+    vectors_available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#endif
 }
 
 static int too_small(const Py_buffer *view, Py_ssize_t needed, const char *what) {
@@ -92,14 +104,73 @@ static inline Py_ssize_t window_finish(Window *w, const uint64_t *weights, uint6
     return w->written;
 }
 
+#ifdef HAVE_AVX512
+/* fmix on 8 lanes. */
+__attribute__((target("avx512f,avx512dq")))
+static inline __m512i fmix8(__m512i x) {
+    x = _mm512_xor_si512(x, _mm512_srli_epi64(x, 33));
+    x = _mm512_mullo_epi64(x, _mm512_set1_epi64((long long)0xFF51AFD7ED558CCDULL));
+    x = _mm512_xor_si512(x, _mm512_srli_epi64(x, 33));
+    x = _mm512_mullo_epi64(x, _mm512_set1_epi64((long long)0xC4CEB9FE1A85EC53ULL));
+    return _mm512_xor_si512(x, _mm512_srli_epi64(x, 33));
+}
+
+/* min(least, the least fmix(fmix(sum) ^ seed) over the shingles of n >= SHINGLE_TOKENS tokens),
+ * the sums taken 8 shingles at a time (the last group masked): what window_push computes
+ * token by token without out, where each shingle waits for the one before. */
+__attribute__((target("avx512f,avx512dq")))
+static uint64_t least_shingle_avx512(const uint64_t *tokens, Py_ssize_t n, const uint64_t *weights,
+                                     uint64_t seed, uint64_t least) {
+    const Py_ssize_t shingles = n - (SHINGLE_TOKENS - 1);
+    __m512i w[SHINGLE_TOKENS];
+    for (int m = 0; m < SHINGLE_TOKENS; m++) w[m] = _mm512_set1_epi64((long long)weights[m]);
+    const __m512i salt = _mm512_set1_epi64((long long)seed);
+    __m512i acc = _mm512_set1_epi64(-1);
+    for (Py_ssize_t i = 0; i < shingles; i += 8) {
+        const __mmask8 lanes = shingles - i >= 8 ? 0xFF : (__mmask8)((1u << (shingles - i)) - 1);
+        __m512i sum = _mm512_mullo_epi64(_mm512_maskz_loadu_epi64(lanes, tokens + i), w[0]);
+        for (int m = 1; m < SHINGLE_TOKENS; m++) {
+            __m512i t = _mm512_maskz_loadu_epi64(lanes, tokens + i + m);
+            sum = _mm512_add_epi64(sum, _mm512_mullo_epi64(t, w[m]));
+        }
+        __m512i v = fmix8(_mm512_xor_si512(fmix8(sum), salt));
+        acc = _mm512_mask_min_epu64(acc, lanes, acc, v);
+    }
+    uint64_t found = _mm512_reduce_min_epu64(acc);
+    return found < least ? found : least;
+}
+#endif
+
+/* The shingles of n tokens, counted, and their least fmix(hash ^ seed) folded into *anchor:
+ * window_push for each token then window_finish (out NULL), with the vector path for texts of
+ * a whole shingle or more. Only called where the vector path is in use. */
+static inline Py_ssize_t tokens_least(const uint64_t *tokens, Py_ssize_t n,
+                                      const uint64_t *weights, uint64_t seed, uint64_t *anchor) {
+    if (n == 0) return 0;
+    if (n < SHINGLE_TOKENS) {
+        uint64_t sum = 0;
+        for (Py_ssize_t m = 0; m < n; m++) sum += tokens[m] * weights[m];
+        uint64_t v = fmix(fmix(sum) ^ seed);
+        if (v < *anchor) *anchor = v;
+        return 1;
+    }
+#ifdef HAVE_AVX512
+    *anchor = least_shingle_avx512(tokens, n, weights, seed, *anchor);
+#endif
+    return n - (SHINGLE_TOKENS - 1);
+}
+
 /* The shingles of one text (see shingles below), or only their sample anchor; returns how many.
  * With lower, the text is ASCII bytes to be lower-cased first (as catalog.overlap._normalised
  * does). With out, each shingle's hash is written there; without (NULL), *anchor becomes the
- * least fmix(hash ^ seed) over them, as levels below computes it from the written hashes. */
+ * least fmix(hash ^ seed) over them, as levels below computes it from the written hashes: from
+ * the tokens kept in `tokens` (room for one per code point) by tokens_least if that is given. */
 static inline Py_ssize_t text_shingles(const void *text, int width, Py_ssize_t length,
                                        const uint8_t *classes, Py_ssize_t n_classes,
                                        const uint64_t *weights, uint64_t base, int lower,
-                                       uint64_t *out, uint64_t seed, uint64_t *anchor) {
+                                       uint64_t *tokens, uint64_t *out, uint64_t seed,
+                                       uint64_t *anchor) {
+    Py_ssize_t count = 0;
     const uint8_t *bytes = text;
     const uint32_t *wide = text;
     Window window = {.least = out == NULL ? *anchor : 0};
@@ -124,10 +195,15 @@ static inline Py_ssize_t text_shingles(const void *text, int width, Py_ssize_t l
             i++;
             continue;
         }
-        window_push(&window, token, weights, out, seed);
+        if (tokens != NULL) {
+            tokens[count++] = token;
+        } else {
+            window_push(&window, token, weights, out, seed);
+        }
     }
 #undef CODE
 #undef LOWER
+    if (tokens != NULL) return tokens_least(tokens, count, weights, seed, anchor);
     return window_finish(&window, weights, out, seed, anchor);
 }
 
@@ -184,9 +260,9 @@ static PyObject *shingles(PyObject *self, PyObject *args) {
     for (Py_ssize_t t = 0; t < n_texts; t++) {
         uint64_t *out = (uint64_t *)v[4].buf + written;
         Py_ssize_t n = width == 1
-            ? text_shingles(bytes + pos, 1, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, out,
+            ? text_shingles(bytes + pos, 1, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, NULL, out,
                             0, NULL)
-            : text_shingles(wide + pos, 4, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, out,
+            : text_shingles(wide + pos, 4, lengths[t], v[2].buf, v[2].len, v[3].buf, base, 0, NULL, out,
                             0, NULL);
         written += n;
         counts[t] = n;
@@ -278,8 +354,10 @@ static int open_documents(Documents *d, PyObject *documents, Py_ssize_t max_byte
         d->lengths[d->taken] = view->len < max_bytes ? view->len : max_bytes;
         if (d->lengths[d->taken] > d->longest) d->longest = d->lengths[d->taken];
     }
-    /* code points of the longest head, or (in fewer bytes) its bitmap of word characters */
-    d->scratch = PyMem_Malloc((size_t)(d->longest + 16) * sizeof(uint32_t));
+    /* The longest head's code points followed by its tokens (at most one per code point, after
+     * longest/2 + 1 words); or, ASCII read by words, its bitmap of word characters followed by
+     * its tokens (at most longest/64 + 2 and longest/2 + 1 words). */
+    d->scratch = PyMem_Malloc((size_t)(d->longest + 16) * (sizeof(uint32_t) + sizeof(uint64_t)));
     d->declined = PyMem_Calloc(d->count > 0 ? d->count : 1, 1);
     if (d->scratch == NULL || d->declined == NULL) {
         PyErr_NoMemory();
@@ -398,9 +476,10 @@ static inline uint64_t word_hash(const uint8_t *text, Py_ssize_t n, Py_ssize_t r
  * Inlined into each caller with out either NULL or not, so each is compiled for one case. */
 static inline Py_ssize_t ascii_word_shingles(const uint8_t *text, Py_ssize_t length,
                                              const uint64_t *weights, const Powers *powers,
-                                             uint64_t *bits, uint64_t *out, uint64_t seed,
-                                             uint64_t *anchor) {
+                                             uint64_t *bits, uint64_t *tokens, uint64_t *out,
+                                             uint64_t seed, uint64_t *anchor) {
     word_bitmap(text, length, bits);
+    Py_ssize_t count = 0; /* with tokens (and out NULL): the tokens are kept, then tokens_least */
     Window window = {.least = out == NULL ? *anchor : 0};
     /* A word starts at a set bit whose predecessor is clear: all of a block's starts at once,
      * taken lowest first (the last bit of the block before carried into bit 0's predecessor). */
@@ -414,10 +493,15 @@ static inline Py_ssize_t ascii_word_shingles(const uint8_t *text, Py_ssize_t len
             Py_ssize_t pos = (k << 6) + __builtin_ctzll(starts);
             starts &= starts - 1;
             Py_ssize_t stop = next_bit(bits, length, pos, 0);
-            window_push(&window, word_hash(text + pos, stop - pos, length - pos, powers),
-                        weights, out, seed);
+            uint64_t token = word_hash(text + pos, stop - pos, length - pos, powers);
+            if (tokens != NULL) {
+                tokens[count++] = token;
+            } else {
+                window_push(&window, token, weights, out, seed);
+            }
         }
     }
+    if (tokens != NULL) return tokens_least(tokens, count, weights, seed, anchor);
     return window_finish(&window, weights, out, seed, anchor);
 }
 #endif
@@ -428,28 +512,32 @@ static Py_ssize_t document_shingles(const uint8_t *text, Py_ssize_t length,
                                     const uint8_t *classes,
                                     Py_ssize_t n_classes, const uint32_t *fold,
                                     const uint64_t *weights, uint64_t base, const Powers *powers,
-                                    uint32_t *scratch, uint64_t *out, uint64_t seed,
+                                    void *scratch, int vectors, uint64_t *out, uint64_t seed,
                                     uint64_t *anchor) {
     if (is_ascii(text, length)) {
 #ifdef WORD_BITS
         if (powers != NULL) {
-            uint64_t *bits = (uint64_t *)scratch;
-            return out != NULL
-                ? ascii_word_shingles(text, length, weights, powers, bits, out, 0, NULL)
-                : ascii_word_shingles(text, length, weights, powers, bits, NULL, seed, anchor);
+            uint64_t *bits = scratch;
+            if (out != NULL)
+                return ascii_word_shingles(text, length, weights, powers, bits, NULL, out, 0, NULL);
+            uint64_t *tokens = vectors ? bits + length / 64 + 2 : NULL;
+            return ascii_word_shingles(text, length, weights, powers, bits, tokens, NULL, seed,
+                                       anchor);
         }
 #else
         (void)powers;
 #endif
         return out != NULL
-            ? text_shingles(text, 1, length, classes, 128, weights, base, 1, out, 0, NULL)
-            : text_shingles(text, 1, length, classes, 128, weights, base, 1, NULL, seed, anchor);
+            ? text_shingles(text, 1, length, classes, 128, weights, base, 1, NULL, out, 0, NULL)
+            : text_shingles(text, 1, length, classes, 128, weights, base, 1, NULL, NULL, seed,
+                            anchor);
     }
     Py_ssize_t n = fold_text(text, length, fold, scratch);
     if (n < 0) return -1;
     return out != NULL
-        ? text_shingles(scratch, 4, n, classes, n_classes, weights, base, 0, out, 0, NULL)
-        : text_shingles(scratch, 4, n, classes, n_classes, weights, base, 0, NULL, seed, anchor);
+        ? text_shingles(scratch, 4, n, classes, n_classes, weights, base, 0, NULL, out, 0, NULL)
+        : text_shingles(scratch, 4, n, classes, n_classes, weights, base, 0,
+                        vectors ? (uint64_t *)scratch + n / 2 + 1 : NULL, NULL, seed, anchor);
 }
 
 /* The powers for reading ASCII by words, or NULL where that is not compiled in or the classes
@@ -521,7 +609,7 @@ static PyObject *folded_shingles(PyObject *self, PyObject *args) {
     for (Py_ssize_t d = 0; d < docs.count; d++) {
         Py_ssize_t n = document_shingles(docs.views[d].buf, docs.lengths[d], v[0].buf,
                                          v[0].len, v[1].buf, v[2].buf, base, powers,
-                                         docs.scratch, out + written, 0, NULL);
+                                         docs.scratch, 0, out + written, 0, NULL);
         docs.declined[d] = n < 0;
         per_text[d] = n < 0 ? 0 : n;
         written += n < 0 ? 0 : n;
@@ -567,12 +655,13 @@ static PyObject *folded_levels(PyObject *self, PyObject *args) {
     const int8_t *table = v[3].buf;
     Powers word_powers;
     const Powers *powers = ascii_powers(&word_powers, &v[0], base);
+    const int vectors = vectors_wanted && vectors_available;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t d = 0; d < docs.count; d++) {
         uint64_t anchor = UINT64_MAX;
         Py_ssize_t n = document_shingles(docs.views[d].buf, docs.lengths[d], v[0].buf,
                                          v[0].len, v[1].buf, v[2].buf, base, powers,
-                                         docs.scratch, NULL, sample_seed, &anchor);
+                                         docs.scratch, vectors, NULL, sample_seed, &anchor);
         docs.declined[d] = n < 0;
         out[d] = n < 0 ? 0 : n == 0 ? -1 : table[fmix(anchor ^ level_seed) & mask];
     }
@@ -653,7 +742,7 @@ static void signature_row(const uint64_t *hashes, Py_ssize_t lo, Py_ssize_t hi,
     }
 }
 
-#ifdef SIGNATURES_AVX512
+#ifdef HAVE_AVX512
 /* The same row, 8 permutations at a time (AVX-512DQ has a 64-bit multiply, vpmullq, that
  * SSE2 and AVX2 lack): each group of 8 is kept in a register over all the text's shingles, and
  * the last group is masked. The same integers as signature_row, so the same sketch. */
@@ -674,17 +763,6 @@ static void signature_row_avx512(const uint64_t *hashes, Py_ssize_t lo, Py_ssize
     }
 }
 #endif
-
-/* Whether signatures() uses signature_row_avx512: where the CPU has AVX-512F and DQ, unless
- * use_vectors(False) turned it off (the tests compare both ways on one machine). */
-static int vectors_wanted = 1, vectors_available = 0;
-
-static void find_vectors(void) {
-#ifdef SIGNATURES_AVX512
-    __builtin_cpu_init(); /* libgcc's CPUID check also asks the OS (XGETBV) for AVX-512 state */
-    vectors_available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-#endif
-}
 
 /* use_vectors(flag) -> bool: ask for the vector path or not; whether it is now in use. */
 static PyObject *use_vectors(PyObject *self, PyObject *flag) {
@@ -734,7 +812,7 @@ static PyObject *signatures(PyObject *self, PyObject *args) {
     uint64_t *out = v[5].buf;
     for (Py_ssize_t r = 0; r < n_chosen; r++) {
         const Py_ssize_t t = chosen[r];
-#ifdef SIGNATURES_AVX512
+#ifdef HAVE_AVX512
         if (vectors) {
             signature_row_avx512(hashes, bounds[t], bounds[t + 1], a, b, perms, out + r * perms);
             continue;

@@ -313,6 +313,11 @@ def test_folded_levels_are_the_levels_of_the_shingles() -> None:
     hashes, bounds = overlap._shingles([overlap.normalise(d) for d in documents])
     assert np.array_equal(levels, overlap._levels(hashes, bounds))
     assert (levels >= 0).sum() > 400
+    try:
+        overlap._native.use_vectors(False)
+        assert np.array_equal(overlap._NativeLevels(documents).levels, levels)
+    finally:
+        overlap._native.use_vectors(True)
 
 
 @pytest.mark.parametrize(
@@ -374,6 +379,42 @@ def _ascii_compare(documents: list[bytes]) -> None:
     assert np.array_equal(sizes, np.diff(bounds)) and np.array_equal(got, expected)
     levels = overlap._NativeLevels(documents).levels
     assert np.array_equal(levels, overlap._levels(expected, bounds))
+    try:
+        overlap._native.use_vectors(False)  # the levels word by word, as before the vectors
+        scalar = overlap._NativeLevels(documents).levels
+    finally:
+        overlap._native.use_vectors(True)
+    assert np.array_equal(scalar, levels)
+
+
+def test_ascii_levels_of_every_length_around_the_vector_groups() -> None:
+    """Texts of 0 to 60 words (the vector path takes 8 shingles at a time and masks the rest),
+    each in many variants, so that the least shingle falls at every position of a group."""
+    rng = random.Random(3)
+    words = ["w" + str(i) for i in range(500)]
+    documents = [
+        " ".join(rng.choice(words) for _ in range(n)).encode() for n in range(61) for _ in range(40)
+    ]
+    _ascii_compare(documents)
+
+
+def test_folded_levels_of_every_length_around_the_vector_groups() -> None:
+    """The same for text that is folded code point by code point (accents, Cyrillic, and
+    Japanese, each character of which is a token), with and without the vector path."""
+    assert overlap._native is not None
+    rng = random.Random(4)
+    words = ["café", "жук", "ωμέγα", "日本", "語の", "plain"]
+    documents = [
+        " ".join(rng.choice(words) for _ in range(n)).encode() for n in range(40) for _ in range(40)
+    ]
+    hashes, bounds = overlap._shingles([overlap.normalise(d) for d in documents])
+    expected = overlap._levels(hashes, bounds)
+    for vectors in (True, False):
+        try:
+            overlap._native.use_vectors(vectors)
+            assert np.array_equal(overlap._NativeLevels(documents).levels, expected), vectors
+        finally:
+            overlap._native.use_vectors(True)
 
 
 @settings(max_examples=300, deadline=None)

@@ -46,7 +46,7 @@ import math
 import struct
 import sys
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -720,8 +720,9 @@ class FileSketch:
         sketch = cls(name)
         sketch.records, sketch._level = records, level
         hashes_end = size + records * HASH_BYTES
-        sketch._hashes = bytearray(data[size:hashes_end])
-        sketch._short = bytearray(data[hashes_end : hashes_end + records])
+        view = memoryview(data)
+        sketch._hashes = bytearray(view[size:hashes_end])
+        sketch._short = bytearray(view[hashes_end : hashes_end + records])
         sketch._rows = np.frombuffer(data, dtype=_SAMPLE_ROW, offset=hashes_end + records)
         return sketch
 
@@ -781,19 +782,56 @@ def _merged_samples(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
     return merged
 
 
+class DocumentHashes(Sequence[bytes]):
+    """Sorted 32-byte document hashes, kept as the one bytes object they are joined in: a
+    version's million hashes cost one allocation instead of a million bytes objects (and
+    ``joined`` is what the overlap index stores and looks up)."""
+
+    __slots__ = ("joined",)
+
+    def __init__(self, joined: bytes) -> None:
+        if len(joined) % HASH_BYTES:
+            raise ValueError(f"document hashes are {HASH_BYTES} bytes each")
+        self.joined = joined
+
+    def __len__(self) -> int:
+        return len(self.joined) // HASH_BYTES
+
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        if not -len(self) <= index < len(self):
+            raise IndexError("document hash index out of range")
+        start = (index % len(self)) * HASH_BYTES
+        return self.joined[start : start + HASH_BYTES]
+
+    def __iter__(self) -> Iterator[bytes]:
+        joined = self.joined
+        return (joined[i : i + HASH_BYTES] for i in range(0, len(joined), HASH_BYTES))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DocumentHashes):
+            return NotImplemented
+        return self.joined == other.joined
+
+    def __hash__(self) -> int:
+        return hash(self.joined)
+
+    def __repr__(self) -> str:
+        return f"DocumentHashes({len(self)} hashes)"
+
+
 @dataclass(frozen=True, eq=False)
 class VersionSketch:
     """A version's documents as the overlap index sees them. Record numbers are version-wide:
     files in manifest (name) order, then records within each file.
 
-    ``documents`` are the distinct indexed document hashes, sorted, with the version-wide
+    ``documents`` are the distinct indexed document hashes, sorted (bytewise), with the version-wide
     record of each one's first occurrence and its number of occurrences. The samples are the
     distinct documents of level >= ``sample_level``, in record order.
     """
 
     files: tuple[tuple[str, int], ...]
     records: int
-    documents: tuple[bytes, ...]
+    documents: DocumentHashes
     first_records: I64
     occurrences: I64
     sample_level: int
@@ -826,11 +864,11 @@ class VersionSketch:
     @classmethod
     def from_files(cls, files: Iterable[FileSketch]) -> VersionSketch:
         ordered = sorted(files, key=lambda f: f.name)
-        hashes, short, parts = bytearray(), bytearray(), []
+        hashes = b"".join(sketch._hashes for sketch in ordered)
+        short = b"".join(sketch._short for sketch in ordered)
+        parts = []
         level, offset = 0, 0
         for sketch in ordered:
-            hashes += sketch._hashes
-            short += sketch._short
             level = max(level, sketch.level)
             rows = sketch._sample_rows().copy()
             rows["record"] += offset  # version-wide
@@ -841,7 +879,7 @@ class VersionSketch:
         if level < MAX_SAMPLE_LEVEL:
             level = _sample_level(samples["level"], level)
             samples = samples[samples["level"] >= level]
-        return cls._build(ordered, offset, bytes(hashes), bytes(short), samples, level)
+        return cls._build(ordered, offset, hashes, short, samples, level)
 
     @classmethod
     def _build(
@@ -861,7 +899,7 @@ class VersionSketch:
         return cls(
             files=tuple((f.name, f.records) for f in files),
             records=records,
-            documents=tuple(unique.tolist()),
+            documents=DocumentHashes(unique.tobytes()),
             first_records=long[first].astype(np.int64),
             occurrences=counts.astype(np.int64),
             sample_level=level,

@@ -163,7 +163,7 @@ def index_version(session: Session, version_id: str, sketch: VersionSketch) -> i
 def segment_of(sketch: VersionSketch) -> tuple[bytes, bytes]:
     """The two values of a version's ``overlap_segment`` row: its distinct document hashes,
     ascending, and each sample's (band key, record) pairs, ascending by key then record."""
-    documents = b"".join(sorted(sketch.documents))
+    documents = sketch.documents.joined  # sorted
     keys = sketch.sample_keys.ravel()
     records = np.repeat(sketch.sample_records, BANDS)
     order = np.lexsort((records, keys))
@@ -434,7 +434,7 @@ def find_overlaps(
     keys_of: defaultdict[int, list[int]] = defaultdict(list)
     for key, owner in snapshot.owners.items():
         keys_of[owner].append(key)
-    query = _words(b"".join(sketch.documents))
+    query = _words(sketch.documents.joined)
     flat = sketch.sample_keys.ravel()
     exact: defaultdict[int, list[int]] = defaultdict(list)
     near: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)

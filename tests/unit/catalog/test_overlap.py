@@ -505,3 +505,23 @@ def test_unique_hashes_is_numpys_unique(size: int) -> None:
         expected = np.unique(case, return_index=True, return_counts=True)
         for a, b in zip(got, expected, strict=True):
             assert np.array_equal(a, b)
+
+
+def test_a_versions_documents_are_its_sorted_hashes_joined() -> None:
+    """DocumentHashes: one bytes object, read as the sorted tuple of 32-byte hashes it replaced
+    (the overlap index stores and looks up ``joined`` as it is), also where two hashes share
+    their first 8 bytes."""
+    rng = np.random.default_rng(7)
+    hashes = [bytes(h) for h in rng.integers(0, 256, size=(300, 32), dtype=np.uint8)]
+    hashes.append(hashes[0][:8] + bytes(24))  # a tie on the prefix the sort looks at first
+    found = overlap._unique_hashes(np.frombuffer(b"".join(hashes), dtype="V32"))[0]
+    documents = overlap.DocumentHashes(found.tobytes())
+    expected = sorted(set(hashes))
+    assert list(documents) == expected and len(documents) == len(expected)
+    assert documents[0] == expected[0] and documents[-1] == expected[-1]
+    assert documents.joined == b"".join(expected)
+    assert documents == overlap.DocumentHashes(b"".join(expected))
+    with pytest.raises(IndexError):
+        documents[len(expected)]
+    with pytest.raises(ValueError, match="32 bytes"):
+        overlap.DocumentHashes(b"x" * 33)

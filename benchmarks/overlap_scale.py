@@ -52,14 +52,14 @@ def rss_mib() -> float:
 def synthetic_sketch(rng: np.random.Generator, documents: int, copied: Any = None) -> Any:
     """A large version's sketch: distinct random hashes, 1 in 16 sampled, 20 band keys each.
     ``copied`` (another sketch) gives a fifth of the documents and of the samples."""
-    from catalog.overlap import BANDS, VersionSketch
+    from catalog.overlap import BANDS, DocumentHashes, VersionSketch
 
     hashes = rng.integers(0, 256, size=(documents, 32), dtype=np.uint8)
     samples = documents // 16
     keys = rng.integers(-(2**63), 2**63 - 1, size=(samples, BANDS), dtype=np.int64)
     if copied is not None:
         share = documents // 5
-        old = np.frombuffer(b"".join(copied.documents), dtype=np.uint8).reshape(-1, 32)
+        old = np.frombuffer(copied.documents.joined, dtype=np.uint8).reshape(-1, 32)
         hashes[:share] = old[:share]
         keys[: samples // 5] = copied.sample_keys[: samples // 5]
     ordered = sorted({bytes(row) for row in hashes})
@@ -67,7 +67,7 @@ def synthetic_sketch(rng: np.random.Generator, documents: int, copied: Any = Non
     return VersionSketch(
         files=(("part-0.jsonl", len(ordered)),),
         records=len(ordered),
-        documents=tuple(ordered),
+        documents=DocumentHashes(b"".join(ordered)),
         first_records=records,
         occurrences=np.ones(len(ordered), dtype=np.int64),
         sample_level=4,

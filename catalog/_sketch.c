@@ -31,15 +31,16 @@ static inline uint64_t fmix(uint64_t x) {
     return x;
 }
 
-/* Whether the AVX-512 paths are used (signature_row_avx512, least_shingle_avx512): where the
- * CPU has AVX-512F and DQ, unless use_vectors(False) turned them off (the tests compare both
+/* Whether the AVX-512 paths are used (signature_row_avx512, least_shingle_avx512,
+ * ascii_word_tokens_avx512): where the CPU has AVX-512F, DQ and BW, unless use_vectors(False) turned them off (the tests compare both
  * ways on one machine). */
 static int vectors_wanted = 1, vectors_available = 0;
 
 static void find_vectors(void) {
 #ifdef HAVE_AVX512
     __builtin_cpu_init(); /* libgcc's CPUID check also asks the OS (XGETBV) for AVX-512 state */
-    vectors_available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    vectors_available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                        __builtin_cpu_supports("avx512bw");
 #endif
 }
 
@@ -447,11 +448,10 @@ static inline Py_ssize_t next_bit(const uint64_t *bits, Py_ssize_t length, Py_ss
     return found < length ? found : length;
 }
 
-/* sum(lower(c_i) * base^(n-1-i)) over the word text[0:n] (letters and digits), where text[0:room]
- * may be read (room >= n). */
-static inline uint64_t word_hash(const uint8_t *text, Py_ssize_t n, Py_ssize_t room,
-                                 const Powers *p) {
-    uint64_t hash = 0;
+/* hash * base^n + sum(lower(c_i) * base^(n-1-i)) over the word text[0:n] (letters and digits,
+ * n >= 1), where text[0:room] may be read (room >= n): with hash 0, the word's token. */
+static inline uint64_t word_hash_from(uint64_t hash, const uint8_t *text, Py_ssize_t n,
+                                      Py_ssize_t room, const Powers *p) {
     for (;;) {
         int m = n < 8 ? (int)n : 8;
         uint64_t x = 0;
@@ -472,12 +472,113 @@ static inline uint64_t word_hash(const uint8_t *text, Py_ssize_t n, Py_ssize_t r
     }
 }
 
+static inline uint64_t word_hash(const uint8_t *text, Py_ssize_t n, Py_ssize_t room,
+                                 const Powers *p) {
+    return word_hash_from(0, text, n, room, p);
+}
+
+#ifdef HAVE_AVX512
+#define WORD_VECTORS 1
+/* The tokens of such ASCII text (lower-cased) into tokens, 8 words at a time; returns how many.
+ * What ascii_word_shingles reads word by word, in three steps: the bitmap of word characters,
+ * 64 bytes a step (AVX-512BW); each word's start and length from its first and last bits
+ * (count-trailing-zeros over the start and end masks, no search for each word's end), packed in
+ * tokens; then the hashes of 8 words at once, from the first 8 bytes of each (one gather) times
+ * the powers of base that its length gives each byte (zero past the word), in place. A word
+ * within 8 bytes of the text's end (the gather would read past it) or longer than 8 bytes goes
+ * on with word_hash(_from), the same integers. bits: length/64 + 1 words of scratch. */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static Py_ssize_t ascii_word_tokens_avx512(const uint8_t *text, Py_ssize_t length,
+                                           const Powers *p, uint64_t *bits, uint64_t *tokens) {
+    const Py_ssize_t blocks = (length + 63) / 64;
+    const __m512i zero_char = _mm512_set1_epi8('0'), a_char = _mm512_set1_epi8('a');
+    const __m512i nine = _mm512_set1_epi8(9), twenty_five = _mm512_set1_epi8(25);
+    const __m512i case_bit = _mm512_set1_epi8(0x20);
+    for (Py_ssize_t k = 0; k < blocks; k++) {
+        Py_ssize_t left = length - 64 * k;
+        __mmask64 load = left >= 64 ? ~0ULL : (1ULL << left) - 1; /* masked bytes are not read */
+        __m512i v = _mm512_maskz_loadu_epi8(load, text + 64 * k);
+        __mmask64 digit = _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, zero_char), nine);
+        __mmask64 letter = _mm512_cmple_epu8_mask(
+            _mm512_sub_epi8(_mm512_or_si512(v, case_bit), a_char), twenty_five);
+        bits[k] = (digit | letter) & load;
+    }
+    Py_ssize_t count = 0;
+    uint64_t carry = 0;
+    for (Py_ssize_t k = 0; k < blocks; k++) { /* starts: a set bit after a clear one */
+        uint64_t x = bits[k];
+        uint64_t starts = x & ~((x << 1) | carry);
+        carry = x >> 63;
+        while (starts != 0) {
+            tokens[count++] = (uint64_t)((k << 6) + __builtin_ctzll(starts));
+            starts &= starts - 1;
+        }
+    }
+    Py_ssize_t word = 0;
+    for (Py_ssize_t k = 0; k < blocks; k++) { /* ends: a set bit before a clear one */
+        uint64_t x = bits[k];
+        uint64_t next = k + 1 < blocks ? bits[k + 1] & 1 : 0;
+        uint64_t ends = x & ~((x >> 1) | (next << 63));
+        while (ends != 0) {
+            uint64_t last = (uint64_t)((k << 6) + __builtin_ctzll(ends));
+            tokens[word] |= (last + 1 - tokens[word]) << 32;
+            word++;
+            ends &= ends - 1;
+        }
+    }
+    uint64_t rows[8][8]; /* rows[j][m - 1]: the power of base that byte j of an m-byte word has */
+    for (int j = 0; j < 8; j++)
+        for (int m = 1; m <= 8; m++) rows[j][m - 1] = p->chunk[m][j];
+    __m512i row[8];
+    for (int j = 0; j < 8; j++) row[j] = _mm512_loadu_si512(rows[j]);
+    const __m512i low = _mm512_set1_epi64(0xFFFFFFFF), eight = _mm512_set1_epi64(8);
+    const __m512i lower = _mm512_set1_epi64(0x2020202020202020LL), byte = _mm512_set1_epi64(0xFF);
+    const __m512i last_safe = _mm512_set1_epi64(length - 8); /* gathers read 8 bytes a word */
+    for (Py_ssize_t i = 0; i < count; i += 8) {
+        const __mmask8 lanes = count - i >= 8 ? 0xFF : (__mmask8)((1u << (count - i)) - 1);
+        __m512i packed = _mm512_maskz_loadu_epi64(lanes, tokens + i);
+        __m512i start = _mm512_and_si512(packed, low);
+        __m512i size = _mm512_srli_epi64(packed, 32);
+        __mmask8 safe = length >= 8 ? _mm512_mask_cmple_epi64_mask(lanes, start, last_safe) : 0;
+        __m512i x = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), safe, start, text, 1);
+        x = _mm512_or_si512(x, lower);
+        __m512i index = _mm512_sub_epi64(_mm512_min_epu64(size, eight), _mm512_set1_epi64(1));
+        __m512i hash = _mm512_mullo_epi64(_mm512_and_si512(x, byte),
+                                          _mm512_permutexvar_epi64(index, row[0]));
+        for (int j = 1; j < 8; j++) {
+            __m512i c = _mm512_and_si512(_mm512_srli_epi64(x, 8 * j), byte);
+            hash = _mm512_add_epi64(hash,
+                                    _mm512_mullo_epi64(c, _mm512_permutexvar_epi64(index, row[j])));
+        }
+        uint64_t words[8];
+        _mm512_storeu_si512(words, packed);
+        _mm512_mask_storeu_epi64(tokens + i, lanes, hash);
+        __mmask8 rest = (__mmask8)((lanes & ~safe) | _mm512_mask_cmpgt_epu64_mask(lanes, size, eight));
+        while (rest != 0) {
+            int lane = __builtin_ctz(rest);
+            rest &= (__mmask8)(rest - 1);
+            Py_ssize_t at = (Py_ssize_t)(words[lane] & 0xFFFFFFFF), n = (Py_ssize_t)(words[lane] >> 32);
+            tokens[i + lane] = (safe >> lane) & 1
+                ? word_hash_from(tokens[i + lane], text + at + 8, n - 8, length - at - 8, p)
+                : word_hash(text + at, n, length - at, p);
+        }
+    }
+    return count;
+}
+#endif
+
 /* text_shingles for such ASCII text (lower-cased), with bits as scratch (length/64 + 1 words).
  * Inlined into each caller with out either NULL or not, so each is compiled for one case. */
 static inline Py_ssize_t ascii_word_shingles(const uint8_t *text, Py_ssize_t length,
                                              const uint64_t *weights, const Powers *powers,
                                              uint64_t *bits, uint64_t *tokens, uint64_t *out,
                                              uint64_t seed, uint64_t *anchor) {
+#ifdef WORD_VECTORS
+    if (tokens != NULL && length < ((Py_ssize_t)1 << 31)) { /* the vector path is in use */
+        Py_ssize_t count = ascii_word_tokens_avx512(text, length, powers, bits, tokens);
+        return tokens_least(tokens, count, weights, seed, anchor);
+    }
+#endif
     word_bitmap(text, length, bits);
     Py_ssize_t count = 0; /* with tokens (and out NULL): the tokens are kept, then tokens_least */
     Window window = {.least = out == NULL ? *anchor : 0};

@@ -70,7 +70,7 @@ def _cpu_flags() -> set[str]:
 def test_signatures_use_avx512_where_the_cpu_has_it() -> None:
     """So that the comparisons here test the vector path on such a machine (this one, in CI)."""
     assert overlap._native is not None
-    expected = {"avx512f", "avx512dq"} <= _cpu_flags()
+    expected = {"avx512f", "avx512dq", "avx512bw"} <= _cpu_flags()
     assert overlap._native.use_vectors(True) is expected
 
 
@@ -441,4 +441,16 @@ def test_ascii_words_across_every_boundary_give_the_character_values() -> None:
             documents.append(("." * offset + word + " tail words here now").encode())
             documents.append(("-" * offset + word).encode())  # ends inside the word
     documents += [b"", b" ", b"A", b"a b c d", b"one two three four five six", b"x" * 5000]
+    _ascii_compare(documents)
+
+
+def test_every_ascii_byte_is_a_word_character_or_not_alike() -> None:
+    """Each of the 128 ASCII bytes inside a word, between words and at the ends (the vector
+    path finds letters as (byte | 0x20) - 'a' <= 25, which the bytes around the letters,
+    '@', '[', '`' and '{', must not pass), with words crossing a 64-byte bitmap block."""
+    documents = []
+    for c in range(128):
+        ch = chr(c)
+        documents.append(f"{ch}alpha{ch}Beta{ch}{ch}gamma9 delta{ch}".encode())
+        documents.append(("q" * 60 + ch + "R" * 10 + ch + "s" * 70).encode())
     _ascii_compare(documents)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from catalog.streams import (
     LongLineError,
     StoredFile,
     decompressed_chunks,
+    file_line_blocks,
     line_blocks,
 )
 
@@ -86,12 +87,12 @@ def _utf8_length(data: Buffer) -> int | None:
     return _native_text.utf8_length(data) if _native_text is not None else None
 
 
-def _check_utf8(data: bytes) -> bool:
+def _check_utf8(data: Buffer) -> bool:
     """True if ``data`` is valid UTF-8; if it is not, False, or the decoder's
     UnicodeDecodeError where the compiled check is missing."""
     if _native_text is not None:
         return _native_text.utf8_length(data) is not None
-    data.decode("utf-8")
+    str(data, "utf-8")
     return True
 
 
@@ -142,8 +143,12 @@ class _LineReader:
     def __init__(self, stored: StoredFile, kind: SourceKind, max_line: int) -> None:
         self._name = stored.name
         self._max_line = max_line
-        self._blocks = line_blocks(
-            decompressed_chunks(stored, kind.compression), name=stored.name, max_line=max_line
+        self._blocks: Iterator[Buffer] = (
+            line_blocks(
+                decompressed_chunks(stored, kind.compression), name=stored.name, max_line=max_line
+            )
+            if kind.compression is not None
+            else file_line_blocks(stored, max_line=max_line)
         )
         self._line = 1  # number of the next block's first line
         self._records = 0
@@ -155,7 +160,7 @@ class _LineReader:
         except LongLineError:
             raise self._long_line(self._records, self._line) from None
 
-    def _block(self, data: bytes) -> Batch:
+    def _block(self, data: Buffer) -> Batch:
         raise NotImplementedError
 
     def _error(self, reason: str, record: int, line: int) -> IngestError:
@@ -211,12 +216,18 @@ class JsonLinesReader(_LineReader):
             for name in sorted(fields)[MAX_SCHEMA_FIELDS:]:
                 del fields[name]
 
-    def _block(self, data: bytes) -> Batch:
-        try:
-            if _native_jsonl is not None and _check_utf8(data):  # what the fast path relies on
+    def _block(self, data: Buffer) -> Batch:
+        if _native_jsonl is not None:
+            try:
+                valid = _check_utf8(data)  # what the fast path relies on
+            except UnicodeDecodeError:
+                valid = False  # decoded again below, for the exact error
+            if valid:
                 batch = self._scan(data)
                 if batch is not None:
                     return batch
+        data = bytes(data)  # the block may be a view of the reader's buffer
+        try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             # Parse the good lines before the bad one first, so that an earlier error wins.
@@ -238,7 +249,7 @@ class JsonLinesReader(_LineReader):
         self._line += len(lines) - 1
         return Batch(start, documents, sum(map(len, documents)), characters)
 
-    def _scan(self, data: bytes) -> Batch | None:
+    def _scan(self, data: Buffer) -> Batch | None:
         """The compiled fast path (catalog/_jsonl.c) over a block of valid UTF-8, or None: it
         declines any block with a record it does not handle itself (an error among them), and
         :meth:`_parse` then reads the block, giving the same records or the exact error."""
@@ -352,7 +363,8 @@ class TextLinesReader(_LineReader):
     def _long_line(self, record: int, line: int) -> IngestError:
         return self._error(f"document is longer than the limit of {self._max} bytes", record, line)
 
-    def _block(self, data: bytes) -> Batch:
+    def _block(self, data: Buffer) -> Batch:
+        data = bytes(data)  # split into lines below: bytes, not a view of the reader's buffer
         characters = _utf8_length(data)
         if characters is not None:
             return self._split(data, characters)

@@ -28,6 +28,7 @@ __all__ = [
     "LongLineError",
     "StoredFile",
     "decompressed_chunks",
+    "file_line_blocks",
     "line_blocks",
 ]
 
@@ -115,7 +116,7 @@ class StoredFile:
         """The size when opened; :meth:`finish` refuses the file if it is no longer that."""
         return self.opened.size
 
-    def _account(self, data: bytes) -> None:
+    def _account(self, data: bytes | memoryview) -> None:
         self._sha256.update(data)
         self._hashed += len(data)
         if self._progress is not None:
@@ -137,6 +138,19 @@ class StoredFile:
         if data:
             self._account(data)
         return data or b""
+
+    def readinto(self, buffer: memoryview) -> int:
+        """:meth:`read` into ``buffer`` (the line readers' blocks: no copy): bytes read."""
+        size = min(len(buffer), self.opened.size - self._hashed)
+        if size <= 0:
+            return 0
+        try:
+            got = self.file.readinto(buffer[:size])
+        except OSError as exc:
+            raise IngestError(f"read failed: {exc.strerror or exc}", file=self.name) from None
+        if got:
+            self._account(buffer[:got])
+        return got or 0
 
     def hash_until(self, offset: int) -> None:
         """Hash stored bytes up to ``offset`` without moving the file position."""
@@ -274,6 +288,58 @@ def line_blocks(
         size = tail = len(rest)
     if parts:
         yield b"".join(parts)
+
+
+def file_line_blocks(
+    stored: StoredFile, *, max_line: int, skip_bom: bool = True
+) -> Iterator[memoryview]:
+    """:func:`line_blocks` of an uncompressed file, read straight into one reused buffer.
+
+    The same lines in blocks of about BLOCK_SIZE: every block but the last ends with LF, a UTF-8
+    byte order mark at the very start is dropped, and once the unfinished last line is longer
+    than ``max_line`` bytes :class:`LongLineError` is raised without reading the rest of it.
+    Each block is a view of the buffer, valid until the next one is asked for: the unfinished
+    line a block leaves is moved to the buffer's front and the file read in after it, so the
+    bytes are copied once, by the kernel, into memory that stays mapped (a block gathered from
+    chunks was copied twice, into fresh memory each time). Memory stays below
+    ``BLOCK_SIZE + max_line``.
+    """
+    buffer = bytearray(BLOCK_SIZE)
+    kept = 0  # at the buffer's front: the unfinished line the last block left
+    first = skip_bom
+    while True:
+        if len(buffer) - kept < BLOCK_SIZE // 2:  # a long unfinished line: more room after it
+            larger = bytearray(kept + BLOCK_SIZE)
+            larger[:kept] = memoryview(buffer)[:kept]
+            buffer = larger
+        view = memoryview(buffer)
+        got = stored.readinto(view[kept:])
+        end = kept + got
+        if first and (got == 0 or end >= len(UTF8_BOM)):
+            first = False
+            if buffer.startswith(UTF8_BOM) and end >= len(UTF8_BOM):
+                buffer[: end - len(UTF8_BOM)] = view[len(UTF8_BOM) : end]
+                end -= len(UTF8_BOM)
+                kept = max(0, kept - len(UTF8_BOM))
+        if got == 0:
+            if end:
+                yield view[:end]
+            return
+        cut = buffer.rfind(b"\n", kept, end) + 1
+        if not cut:
+            if end > max_line:
+                raise LongLineError(
+                    f"line is longer than the limit of {max_line} bytes", file=stored.name
+                )
+            kept = end
+            continue
+        yield view[:cut]
+        kept = end - cut
+        if kept > max_line:
+            raise LongLineError(
+                f"line is longer than the limit of {max_line} bytes", file=stored.name
+            )
+        buffer[:kept] = view[cut:end]  # the same length: moved, never resized
 
 
 def _without_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -893,7 +893,8 @@ class VersionSketch:
     ) -> VersionSketch:
         all_hashes = np.frombuffer(hashes, dtype="V32")
         long = np.flatnonzero(np.frombuffer(short, dtype=np.uint8) == 0)
-        unique, first, counts = _unique_hashes(all_hashes[long])
+        indexed = all_hashes if len(long) == len(all_hashes) else all_hashes[long]
+        unique, first, counts = _unique_hashes(indexed)
         ordered = samples[np.argsort(samples["record"], kind="stable")]
         keys = np.frombuffer(ordered["keys"].tobytes(), dtype=np.int64)
         return cls(
@@ -920,7 +921,10 @@ def _unique_hashes(
     10^7 among 10^6 hashes) make it sort them whole instead."""
     if len(hashes) == 0:
         return np.unique(hashes, return_index=True, return_counts=True)
-    prefix = np.frombuffer(hashes.tobytes(), dtype=">u8")[::4].astype(np.uint64)
+    # Each hash's first 8 bytes, read in place (a strided view, no copy of the hashes).
+    hashes = np.ascontiguousarray(hashes)
+    first8 = np.ndarray((len(hashes),), dtype=">u8", buffer=hashes.data, strides=(32,))
+    prefix = first8.astype(np.uint64)
     # Not a stable sort (~3.5x faster): a run's first occurrence is its least index, below.
     order = np.argsort(prefix)
     ordered, sorted_prefix = hashes[order], prefix[order]
@@ -934,6 +938,8 @@ def _unique_hashes(
     distinct = sorted_prefix[starts]
     if len(distinct) > 1 and not np.all(distinct[1:] > distinct[:-1]):
         return np.unique(hashes, return_index=True, return_counts=True)
+    if len(starts) == len(ordered):  # no hash twice (the usual case): nothing to reduce
+        return ordered, order, np.ones(len(ordered), dtype=np.intp)
     counts = np.diff(np.append(starts, len(ordered)))
     return ordered[starts], np.minimum.reduceat(order, starts), counts
 

@@ -495,7 +495,7 @@ def test_unique_hashes_is_numpys_unique(size: int) -> None:
     two different hashes share their first 8 bytes (the order is then settled by the rest)."""
     rng = np.random.default_rng(size)
     hashes = rng.integers(0, 256, size=(size, 32), dtype=np.uint8).view("V32").ravel()
-    cases = [hashes, np.concatenate((hashes, hashes[: size // 3]))]
+    cases = [hashes, np.concatenate((hashes, hashes[: size // 3])), hashes[::2]]  # strided
     if size >= 2:
         tie = hashes.copy()
         tie[1] = np.frombuffer(tie[0].tobytes()[:8] + tie[1].tobytes()[8:], dtype="V32")[0]

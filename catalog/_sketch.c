@@ -326,6 +326,10 @@ static int is_ascii(const uint8_t *s, Py_ssize_t length) {
     return 1;
 }
 
+/* Bytes of scratch per byte of the longest head (and 16 more): what mixed_tokens_avx512 needs,
+ * the most of the ways to read a text (14.25 per byte and 36). */
+#define SCRATCH_PER_BYTE 24
+
 /* The documents of a sequence of buffers, each read up to max_bytes, with what a pass over them
  * needs: room for the code points of the longest head, and which documents were declined. */
 typedef struct {
@@ -357,8 +361,9 @@ static int open_documents(Documents *d, PyObject *documents, Py_ssize_t max_byte
     }
     /* The longest head's code points followed by its tokens (at most one per code point, after
      * longest/2 + 1 words); or, ASCII read by words, its bitmap of word characters followed by
-     * its tokens (at most longest/64 + 2 and longest/2 + 1 words). */
-    d->scratch = PyMem_Malloc((size_t)(d->longest + 16) * (sizeof(uint32_t) + sizeof(uint64_t)));
+     * its tokens (at most longest/64 + 2 and longest/2 + 1 words); or, any text read by runs
+     * (mixed_tokens_avx512), two bitmaps, its runs, its tokens and where its ASCII runs' go. */
+    d->scratch = PyMem_Malloc((size_t)(d->longest + 16) * SCRATCH_PER_BYTE);
     d->declined = PyMem_Calloc(d->count > 0 ? d->count : 1, 1);
     if (d->scratch == NULL || d->declined == NULL) {
         PyErr_NoMemory();
@@ -479,17 +484,68 @@ static inline uint64_t word_hash(const uint8_t *text, Py_ssize_t n, Py_ssize_t r
 
 #ifdef HAVE_AVX512
 #define WORD_VECTORS 1
-/* The tokens of such ASCII text (lower-cased) into tokens, 8 words at a time; returns how many.
- * What ascii_word_shingles reads word by word, in three steps: the bitmap of word characters,
- * 64 bytes a step (AVX-512BW); each word's start and length from its first and last bits
- * (count-trailing-zeros over the start and end masks, no search for each word's end), packed in
- * tokens; then the hashes of 8 words at once, from the first 8 bytes of each (one gather) times
- * the powers of base that its length gives each byte (zero past the word), in place. A word
- * within 8 bytes of the text's end (the gather would read past it) or longer than 8 bytes goes
- * on with word_hash(_from), the same integers. bits: length/64 + 1 words of scratch. */
+/* What hashing 8 ASCII words at a time needs: the text, and rows[j][m - 1], the power of base
+ * that byte j of an m-byte word has (0 past the word). */
+typedef struct {
+    const uint8_t *text;
+    Py_ssize_t length;
+    const Powers *p;
+    __m512i row[8];
+} WordHasher;
+
 __attribute__((target("avx512f,avx512dq,avx512bw")))
-static Py_ssize_t ascii_word_tokens_avx512(const uint8_t *text, Py_ssize_t length,
-                                           const Powers *p, uint64_t *bits, uint64_t *tokens) {
+static inline void word_hasher(WordHasher *h, const uint8_t *text, Py_ssize_t length,
+                               const Powers *p) {
+    uint64_t rows[8][8];
+    for (int j = 0; j < 8; j++)
+        for (int m = 1; m <= 8; m++) rows[j][m - 1] = p->chunk[m][j];
+    for (int j = 0; j < 8; j++) h->row[j] = _mm512_loadu_si512(rows[j]);
+    h->text = text;
+    h->length = length;
+    h->p = p;
+}
+
+/* The tokens of the words packed (start | length << 32) in the lanes: from the first 8 bytes
+ * of each (one gather) times the powers of base its length gives each byte. *rest: the lanes
+ * still to finish with word_rest, the words within 8 bytes of the text's end (the gather
+ * would read past it; their lane is 0) and those longer than 8 bytes (their first 8 bytes'). */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static inline __m512i hash_words8(const WordHasher *h, __m512i packed, __mmask8 lanes,
+                                  __mmask8 *rest) {
+    const __m512i eight = _mm512_set1_epi64(8), byte = _mm512_set1_epi64(0xFF);
+    __m512i start = _mm512_and_si512(packed, _mm512_set1_epi64(0xFFFFFFFF));
+    __m512i size = _mm512_srli_epi64(packed, 32);
+    __mmask8 safe = h->length >= 8
+        ? _mm512_mask_cmple_epi64_mask(lanes, start, _mm512_set1_epi64(h->length - 8))
+        : 0;
+    __m512i x = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), safe, start, h->text, 1);
+    x = _mm512_or_si512(x, _mm512_set1_epi64(0x2020202020202020LL));
+    __m512i index = _mm512_sub_epi64(_mm512_min_epu64(size, eight), _mm512_set1_epi64(1));
+    __m512i hash = _mm512_mullo_epi64(_mm512_and_si512(x, byte),
+                                      _mm512_permutexvar_epi64(index, h->row[0]));
+    for (int j = 1; j < 8; j++) {
+        __m512i c = _mm512_and_si512(_mm512_srli_epi64(x, 8 * j), byte);
+        hash = _mm512_add_epi64(hash,
+                                _mm512_mullo_epi64(c, _mm512_permutexvar_epi64(index, h->row[j])));
+    }
+    *rest = (__mmask8)((lanes & ~safe) | _mm512_mask_cmpgt_epu64_mask(lanes, size, eight));
+    return _mm512_mask_mov_epi64(_mm512_setzero_si512(), safe, hash);
+}
+
+/* A word of *rest finished: the whole word where the gather did not read it (first 0), else
+ * the bytes after its first 8 folded into first. */
+static inline uint64_t word_rest(const WordHasher *h, uint64_t packed, uint64_t first) {
+    Py_ssize_t at = (Py_ssize_t)(packed & 0xFFFFFFFF), n = (Py_ssize_t)(packed >> 32);
+    if (at + 8 <= h->length && n > 8)
+        return word_hash_from(first, h->text + at + 8, n - 8, h->length - at - 8, h->p);
+    return word_hash(h->text + at, n, h->length - at, h->p);
+}
+/* The bitmap of a text's ASCII letters and digits, 64 bytes a step: bits[k] for bytes
+ * 64k .. 64k + 63 (bits beyond length clear). With high, also the bytes of 0x80 and above, set
+ * in both bits and high. */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static inline void word_bitmaps(const uint8_t *text, Py_ssize_t length, uint64_t *bits,
+                                uint64_t *high) {
     const Py_ssize_t blocks = (length + 63) / 64;
     const __m512i zero_char = _mm512_set1_epi8('0'), a_char = _mm512_set1_epi8('a');
     const __m512i nine = _mm512_set1_epi8(9), twenty_five = _mm512_set1_epi8(25);
@@ -502,7 +558,17 @@ static Py_ssize_t ascii_word_tokens_avx512(const uint8_t *text, Py_ssize_t lengt
         __mmask64 letter = _mm512_cmple_epu8_mask(
             _mm512_sub_epi8(_mm512_or_si512(v, case_bit), a_char), twenty_five);
         bits[k] = (digit | letter) & load;
+        if (high != NULL) {
+            high[k] = _mm512_movepi8_mask(v) & load;
+            bits[k] |= high[k];
+        }
     }
+}
+
+/* The runs of set bits, packed (start | length << 32) into runs, in order; returns how many.
+ * Each run's start and end come from the start and end masks of its bitmap word
+ * (count-trailing-zeros, no search for each run's end). */
+static inline Py_ssize_t bit_runs(const uint64_t *bits, Py_ssize_t blocks, uint64_t *runs) {
     Py_ssize_t count = 0;
     uint64_t carry = 0;
     for (Py_ssize_t k = 0; k < blocks; k++) { /* starts: a set bit after a clear one */
@@ -510,59 +576,166 @@ static Py_ssize_t ascii_word_tokens_avx512(const uint8_t *text, Py_ssize_t lengt
         uint64_t starts = x & ~((x << 1) | carry);
         carry = x >> 63;
         while (starts != 0) {
-            tokens[count++] = (uint64_t)((k << 6) + __builtin_ctzll(starts));
+            runs[count++] = (uint64_t)((k << 6) + __builtin_ctzll(starts));
             starts &= starts - 1;
         }
     }
-    Py_ssize_t word = 0;
+    Py_ssize_t run = 0;
     for (Py_ssize_t k = 0; k < blocks; k++) { /* ends: a set bit before a clear one */
         uint64_t x = bits[k];
         uint64_t next = k + 1 < blocks ? bits[k + 1] & 1 : 0;
         uint64_t ends = x & ~((x >> 1) | (next << 63));
         while (ends != 0) {
             uint64_t last = (uint64_t)((k << 6) + __builtin_ctzll(ends));
-            tokens[word] |= (last + 1 - tokens[word]) << 32;
-            word++;
+            runs[run] |= (last + 1 - runs[run]) << 32;
+            run++;
             ends &= ends - 1;
         }
     }
-    uint64_t rows[8][8]; /* rows[j][m - 1]: the power of base that byte j of an m-byte word has */
-    for (int j = 0; j < 8; j++)
-        for (int m = 1; m <= 8; m++) rows[j][m - 1] = p->chunk[m][j];
-    __m512i row[8];
-    for (int j = 0; j < 8; j++) row[j] = _mm512_loadu_si512(rows[j]);
-    const __m512i low = _mm512_set1_epi64(0xFFFFFFFF), eight = _mm512_set1_epi64(8);
-    const __m512i lower = _mm512_set1_epi64(0x2020202020202020LL), byte = _mm512_set1_epi64(0xFF);
-    const __m512i last_safe = _mm512_set1_epi64(length - 8); /* gathers read 8 bytes a word */
+    return count;
+}
+
+/* The tokens of such ASCII text (lower-cased) into tokens, 8 words at a time; returns how many.
+ * What ascii_word_shingles reads word by word: the bitmap of word characters (AVX-512BW), the
+ * words packed from it (bit_runs), then their hashes 8 at a time (hash_words8), in place.
+ * bits: length/64 + 1 words of scratch. */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static Py_ssize_t ascii_word_tokens_avx512(const uint8_t *text, Py_ssize_t length,
+                                           const Powers *p, uint64_t *bits, uint64_t *tokens) {
+    word_bitmaps(text, length, bits, NULL);
+    Py_ssize_t count = bit_runs(bits, (length + 63) / 64, tokens);
+    WordHasher hasher;
+    word_hasher(&hasher, text, length, p);
     for (Py_ssize_t i = 0; i < count; i += 8) {
         const __mmask8 lanes = count - i >= 8 ? 0xFF : (__mmask8)((1u << (count - i)) - 1);
         __m512i packed = _mm512_maskz_loadu_epi64(lanes, tokens + i);
-        __m512i start = _mm512_and_si512(packed, low);
-        __m512i size = _mm512_srli_epi64(packed, 32);
-        __mmask8 safe = length >= 8 ? _mm512_mask_cmple_epi64_mask(lanes, start, last_safe) : 0;
-        __m512i x = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), safe, start, text, 1);
-        x = _mm512_or_si512(x, lower);
-        __m512i index = _mm512_sub_epi64(_mm512_min_epu64(size, eight), _mm512_set1_epi64(1));
-        __m512i hash = _mm512_mullo_epi64(_mm512_and_si512(x, byte),
-                                          _mm512_permutexvar_epi64(index, row[0]));
-        for (int j = 1; j < 8; j++) {
-            __m512i c = _mm512_and_si512(_mm512_srli_epi64(x, 8 * j), byte);
-            hash = _mm512_add_epi64(hash,
-                                    _mm512_mullo_epi64(c, _mm512_permutexvar_epi64(index, row[j])));
-        }
+        __mmask8 rest;
+        __m512i hash = hash_words8(&hasher, packed, lanes, &rest);
         uint64_t words[8];
         _mm512_storeu_si512(words, packed);
         _mm512_mask_storeu_epi64(tokens + i, lanes, hash);
-        __mmask8 rest = (__mmask8)((lanes & ~safe) | _mm512_mask_cmpgt_epu64_mask(lanes, size, eight));
         while (rest != 0) {
             int lane = __builtin_ctz(rest);
             rest &= (__mmask8)(rest - 1);
-            Py_ssize_t at = (Py_ssize_t)(words[lane] & 0xFFFFFFFF), n = (Py_ssize_t)(words[lane] >> 32);
-            tokens[i + lane] = (safe >> lane) & 1
-                ? word_hash_from(tokens[i + lane], text + at + 8, n - 8, length - at - 8, p)
-                : word_hash(text + at, n, length - at, p);
+            tokens[i + lane] = word_rest(&hasher, words[lane], tokens[i + lane]);
         }
     }
+    return count;
+}
+
+/* The tokens of a run of bytes, letters and digits and bytes of 0x80 and above, that holds
+ * some of the latter: its code points decoded and folded as fold_text does (-1 to decline where
+ * fold_text declines), then split into tokens as text_shingles does. */
+static Py_ssize_t folded_run_tokens(const uint8_t *s, Py_ssize_t n, const uint8_t *classes,
+                                    Py_ssize_t n_classes, const uint32_t *fold, uint64_t base,
+                                    uint64_t *out) {
+    Py_ssize_t i = 0, count = 0;
+    int open = 0;
+    uint64_t token = 0;
+    while (i < n) {
+        uint32_t c = s[i], code;
+        if (c < 0x80) {
+            code = c;
+            i += 1;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return -1;
+            code = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return -1;
+            if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0)) return -1;
+            code = ((c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+            i += 3;
+        } else {
+            return -1;
+        }
+        uint32_t folded = fold[code];
+        if (folded == UNFOLDED) return -1;
+        uint8_t kind = (Py_ssize_t)folded < n_classes ? classes[folded] : NOT_WORD;
+        if (kind == SPACED) {
+            token = open ? token * base + folded : folded;
+            open = 1;
+            continue;
+        }
+        if (open) out[count++] = token;
+        open = 0;
+        if (kind == UNSPACED) out[count++] = folded;
+    }
+    if (open) out[count++] = token;
+    return count;
+}
+
+/* Whether fold maps each ASCII code point to itself lower-cased, as reading ASCII runs by
+ * words assumes. */
+static int ascii_folds_to_lower(const uint32_t *fold) {
+    for (uint32_t c = 0; c < 128; c++) {
+        if (fold[c] != (c >= 'A' && c <= 'Z' ? c + 32 : c)) return 0;
+    }
+    return 1;
+}
+
+/* The tokens of a text of any UTF-8 (fold_text's, then text_shingles's), into tokens; returns
+ * how many, or -1 where fold_text declines. Its runs of letters, digits and non-ASCII bytes
+ * are found as ASCII words are (word_bitmaps with high, bit_runs): the runs of ASCII alone, most
+ * words of most texts, are hashed 8 at a time (hash_words8, gathered and scattered by their
+ * place among the tokens), and only the others decoded code point by code point
+ * (folded_run_tokens). The ASCII bytes between runs are not word characters, so no token
+ * crosses from one run to another. scratch: (length + 16) * SCRATCH_PER_BYTE bytes. */
+__attribute__((target("avx512f,avx512dq,avx512bw")))
+static Py_ssize_t mixed_tokens_avx512(const uint8_t *text, Py_ssize_t length,
+                                      const uint8_t *classes, Py_ssize_t n_classes,
+                                      const uint32_t *fold, uint64_t base, const Powers *p,
+                                      void *scratch, uint64_t **tokens_out) {
+    const Py_ssize_t blocks = (length + 63) / 64;
+    const Py_ssize_t room = length / 2 + 1; /* runs: one per 2 bytes at most */
+    uint64_t *bits = scratch, *high = bits + blocks;
+    uint64_t *runs = high + blocks, *tokens = runs + room; /* tokens: one per byte at most */
+    int32_t *ascii = (int32_t *)(tokens + length + 1);      /* where the ASCII runs' tokens go */
+    word_bitmaps(text, length, bits, high);
+    Py_ssize_t n_runs = bit_runs(bits, blocks, runs);
+    Py_ssize_t count = 0, n_ascii = 0;
+    for (Py_ssize_t r = 0; r < n_runs; r++) {
+        Py_ssize_t at = (Py_ssize_t)(runs[r] & 0xFFFFFFFF), n = (Py_ssize_t)(runs[r] >> 32);
+        Py_ssize_t k = at >> 6, last = (at + n - 1) >> 6;
+        uint64_t any = 0;
+        for (Py_ssize_t w = k; w <= last && !any; w++) {
+            uint64_t mask = ~0ULL;
+            if (w == k) mask &= ~0ULL << (at & 63);
+            if (w == last && ((at + n) & 63)) mask &= (1ULL << ((at + n) & 63)) - 1;
+            any = high[w] & mask;
+        }
+        if (!any) {
+            ascii[n_ascii++] = (int32_t)count;
+            tokens[count++] = runs[r];
+            continue;
+        }
+        Py_ssize_t made = folded_run_tokens(text + at, n, classes, n_classes, fold, base,
+                                            tokens + count);
+        if (made < 0) return -1;
+        count += made;
+    }
+    WordHasher hasher;
+    word_hasher(&hasher, text, length, p);
+    for (Py_ssize_t i = 0; i < n_ascii; i += 8) {
+        const __mmask8 lanes = n_ascii - i >= 8 ? 0xFF : (__mmask8)((1u << (n_ascii - i)) - 1);
+        int32_t place[8] = {0};
+        memcpy(place, ascii + i, (size_t)(n_ascii - i >= 8 ? 8 : n_ascii - i) * sizeof(int32_t));
+        __m256i where = _mm256_loadu_si256((const __m256i *)place);
+        __m512i packed =
+            _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), lanes, where, tokens, 8);
+        __mmask8 rest;
+        __m512i hash = hash_words8(&hasher, packed, lanes, &rest);
+        uint64_t words[8];
+        _mm512_storeu_si512(words, packed);
+        _mm512_mask_i32scatter_epi64(tokens, lanes, where, hash, 8);
+        while (rest != 0) {
+            int lane = __builtin_ctz(rest);
+            rest &= (__mmask8)(rest - 1);
+            uint64_t *token = tokens + place[lane];
+            *token = word_rest(&hasher, words[lane], *token);
+        }
+    }
+    *tokens_out = tokens;
     return count;
 }
 #endif
@@ -613,8 +786,8 @@ static Py_ssize_t document_shingles(const uint8_t *text, Py_ssize_t length,
                                     const uint8_t *classes,
                                     Py_ssize_t n_classes, const uint32_t *fold,
                                     const uint64_t *weights, uint64_t base, const Powers *powers,
-                                    void *scratch, int vectors, uint64_t *out, uint64_t seed,
-                                    uint64_t *anchor) {
+                                    void *scratch, int vectors, int mixed, uint64_t *out,
+                                    uint64_t seed, uint64_t *anchor) {
     if (is_ascii(text, length)) {
 #ifdef WORD_BITS
         if (powers != NULL) {
@@ -633,6 +806,15 @@ static Py_ssize_t document_shingles(const uint8_t *text, Py_ssize_t length,
             : text_shingles(text, 1, length, classes, 128, weights, base, 1, NULL, NULL, seed,
                             anchor);
     }
+#ifdef WORD_VECTORS
+    if (mixed && vectors && out == NULL && length < ((Py_ssize_t)1 << 31)) {
+        uint64_t *tokens;
+        Py_ssize_t count = mixed_tokens_avx512(text, length, classes, n_classes, fold, base,
+                                               powers, scratch, &tokens);
+        if (count < 0) return -1;
+        return tokens_least(tokens, count, weights, seed, anchor);
+    }
+#endif
     Py_ssize_t n = fold_text(text, length, fold, scratch);
     if (n < 0) return -1;
     return out != NULL
@@ -710,7 +892,7 @@ static PyObject *folded_shingles(PyObject *self, PyObject *args) {
     for (Py_ssize_t d = 0; d < docs.count; d++) {
         Py_ssize_t n = document_shingles(docs.views[d].buf, docs.lengths[d], v[0].buf,
                                          v[0].len, v[1].buf, v[2].buf, base, powers,
-                                         docs.scratch, 0, out + written, 0, NULL);
+                                         docs.scratch, 0, 0, out + written, 0, NULL);
         docs.declined[d] = n < 0;
         per_text[d] = n < 0 ? 0 : n;
         written += n < 0 ? 0 : n;
@@ -756,13 +938,15 @@ static PyObject *folded_levels(PyObject *self, PyObject *args) {
     const int8_t *table = v[3].buf;
     Powers word_powers;
     const Powers *powers = ascii_powers(&word_powers, &v[0], base);
+    const int mixed = powers != NULL && ascii_folds_to_lower(v[1].buf);
     const int vectors = vectors_wanted && vectors_available;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t d = 0; d < docs.count; d++) {
         uint64_t anchor = UINT64_MAX;
         Py_ssize_t n = document_shingles(docs.views[d].buf, docs.lengths[d], v[0].buf,
                                          v[0].len, v[1].buf, v[2].buf, base, powers,
-                                         docs.scratch, vectors, NULL, sample_seed, &anchor);
+                                         docs.scratch, vectors, mixed, NULL, sample_seed,
+                                         &anchor);
         docs.declined[d] = n < 0;
         out[d] = n < 0 ? 0 : n == 0 ? -1 : table[fmix(anchor ^ level_seed) & mask];
     }

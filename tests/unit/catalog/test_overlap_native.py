@@ -454,3 +454,31 @@ def test_every_ascii_byte_is_a_word_character_or_not_alike() -> None:
         documents.append(f"{ch}alpha{ch}Beta{ch}{ch}gamma9 delta{ch}".encode())
         documents.append(("q" * 60 + ch + "R" * 10 + ch + "s" * 70).encode())
     _ascii_compare(documents)
+
+
+def test_mixed_text_read_by_runs_gives_the_normalised_levels() -> None:
+    """Text with some non-ASCII characters is read by runs (letters, digits and non-ASCII bytes):
+    the ASCII runs hashed 8 at a time, the others code point by code point. A non-ASCII
+    character (accented, a dash that is no word character, a Japanese one that is a token of its
+    own, a Cyrillic word) at every offset around the 64-byte bitmap words and the 8-byte
+    gathers, runs crossing bitmap words, and texts ending just after it, with and without the
+    vector path, against normalise + numpy."""
+    assert overlap._native is not None
+    rng = random.Random(11)
+    words = ["alpha", "Beta", "g4mma", "delta", "epsilonzeta99", "x"]
+    documents = []
+    for inserted in ("é", "—", "日", "жук", "Ünïcödé", "a日b—c"):
+        for offset in range(0, 140, 3):
+            head = " ".join(rng.choice(words) for _ in range(30))[:offset]
+            tail = " ".join(rng.choice(words) for _ in range(rng.randrange(0, 12)))
+            documents.append((head + inserted + tail).encode())
+            documents.append((head + " " + inserted).encode())
+            documents.append((inserted + head).encode())
+    hashes, bounds = overlap._shingles([overlap.normalise(d) for d in documents])
+    expected = overlap._levels(hashes, bounds)
+    for vectors in (True, False):
+        try:
+            overlap._native.use_vectors(vectors)
+            assert np.array_equal(overlap._NativeLevels(documents).levels, expected), vectors
+        finally:
+            overlap._native.use_vectors(True)

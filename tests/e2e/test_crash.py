@@ -107,6 +107,20 @@ def _send(client: ExchangeClient, done: Done, method: str, path: str, body: Any)
             time.sleep(0.2)
 
 
+def _learn_origin(client: ExchangeClient) -> None:
+    """The log's origin, which ``sign`` fetches on first use with no retry: fetched here first,
+    retried like any request, so that a kill at that moment is not taken for a failure."""
+    deadline = time.monotonic() + ANSWER_WITHIN
+    while True:
+        try:
+            client.origin  # noqa: B018 (fetched and kept by the property)
+            return
+        except ClientError as exc:
+            if exc.status not in (None, 503) or time.monotonic() > deadline:
+                raise Unexpected(f"origin: {exc}") from None
+            time.sleep(0.2)
+
+
 def _upload(client: ExchangeClient, corpus: Path, done: Done) -> Any:
     """Ingest locally and upload the blobs (PUT is idempotent: retried as it is)."""
     sources = {source.name: source for source in scan([corpus])}
@@ -127,6 +141,7 @@ def _upload(client: ExchangeClient, corpus: Path, done: Done) -> Any:
 def _provide(trader: Trader, done: Done, stop: threading.Event, scratch: Path) -> None:
     """Publish a new version, offer it; again, until told to stop."""
     with trader.client(timeout=ANSWER_WITHIN) as client:
+        _learn_origin(client)
         step = 1
         while not stop.is_set():
             step += 1
@@ -158,6 +173,8 @@ def _provide(trader: Trader, done: Done, stop: threading.Event, scratch: Path) -
 def _buy(buyer: Trader, admin: Trader, done: Done, stop: threading.Event) -> None:
     """Buy every offer once, ask for a delivery now and then; the operator deposits."""
     with buyer.client(timeout=ANSWER_WITHIN) as client, admin.client() as operator_client:
+        _learn_origin(client)
+        _learn_origin(operator_client)
         round_ = 0
         while not stop.is_set():
             round_ += 1

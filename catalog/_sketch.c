@@ -279,6 +279,33 @@ done:
 #define UNFOLDED 0xFFFFFFFFu
 #define FOLD_ENTRIES 0x10000
 
+/* The code point of well-formed UTF-8 of the BMP at s[i], folded into *folded: the index after
+ * it, or -1 (invalid, cut at length, beyond the BMP, or UNFOLDED). What fold_text and
+ * folded_run_tokens both decode with, so that they decline alike. */
+static inline Py_ssize_t fold_next(const uint8_t *s, Py_ssize_t i, Py_ssize_t length,
+                                   const uint32_t *fold, uint32_t *folded) {
+    uint32_t c = s[i], code;
+    if (c < 0x80) {
+        code = c;
+        i += 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        if (i + 1 >= length || (s[i + 1] & 0xC0) != 0x80) return -1;
+        code = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+        i += 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        if (i + 2 >= length || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80)
+            return -1;
+        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0))
+            return -1; /* overlong, or a surrogate */
+        code = ((c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+        i += 3;
+    } else {
+        return -1;
+    }
+    *folded = fold[code];
+    return *folded == UNFOLDED ? -1 : i;
+}
+
 /* A document's first `length` bytes, well-formed UTF-8 of the BMP, as code points mapped
  * through fold (FOLD_ENTRIES entries: the lower-case form of each code point that NFKC leaves
  * as it is in any text of such code points, UNFOLDED for the others), into out. Returns how
@@ -288,27 +315,8 @@ static Py_ssize_t fold_text(const uint8_t *s, Py_ssize_t length, const uint32_t 
                             uint32_t *out) {
     Py_ssize_t i = 0, n = 0;
     while (i < length) {
-        uint32_t c = s[i], code;
-        if (c < 0x80) {
-            code = c;
-            i += 1;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 >= length || (s[i + 1] & 0xC0) != 0x80) return -1;
-            code = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
-            i += 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            if (i + 2 >= length || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80)
-                return -1;
-            if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0))
-                return -1; /* overlong, or a surrogate */
-            code = ((c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
-            i += 3;
-        } else {
-            return -1;
-        }
-        uint32_t folded = fold[code];
-        if (folded == UNFOLDED) return -1;
-        out[n++] = folded;
+        i = fold_next(s, i, length, fold, &out[n++]);
+        if (i < 0) return -1;
     }
     return n;
 }
@@ -633,24 +641,9 @@ static Py_ssize_t folded_run_tokens(const uint8_t *s, Py_ssize_t n, const uint8_
     int open = 0;
     uint64_t token = 0;
     while (i < n) {
-        uint32_t c = s[i], code;
-        if (c < 0x80) {
-            code = c;
-            i += 1;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return -1;
-            code = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
-            i += 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return -1;
-            if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0)) return -1;
-            code = ((c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
-            i += 3;
-        } else {
-            return -1;
-        }
-        uint32_t folded = fold[code];
-        if (folded == UNFOLDED) return -1;
+        uint32_t folded;
+        i = fold_next(s, i, n, fold, &folded);
+        if (i < 0) return -1;
         uint8_t kind = (Py_ssize_t)folded < n_classes ? classes[folded] : NOT_WORD;
         if (kind == SPACED) {
             token = open ? token * base + folded : folded;

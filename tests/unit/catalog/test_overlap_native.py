@@ -398,6 +398,19 @@ def test_ascii_levels_of_every_length_around_the_vector_groups() -> None:
     _ascii_compare(documents)
 
 
+def _levels_both_ways(documents: list[bytes]) -> None:
+    """The compiled levels, with and without the vector path, are normalise + numpy's."""
+    assert overlap._native is not None
+    hashes, bounds = overlap._shingles([overlap.normalise(d) for d in documents])
+    expected = overlap._levels(hashes, bounds)
+    for vectors in (True, False):
+        try:
+            overlap._native.use_vectors(vectors)
+            assert np.array_equal(overlap._NativeLevels(documents).levels, expected), vectors
+        finally:
+            overlap._native.use_vectors(True)
+
+
 def test_folded_levels_of_every_length_around_the_vector_groups() -> None:
     """The same for text that is folded code point by code point (accents, Cyrillic, and
     Japanese, each character of which is a token), with and without the vector path."""
@@ -407,14 +420,7 @@ def test_folded_levels_of_every_length_around_the_vector_groups() -> None:
     documents = [
         " ".join(rng.choice(words) for _ in range(n)).encode() for n in range(40) for _ in range(40)
     ]
-    hashes, bounds = overlap._shingles([overlap.normalise(d) for d in documents])
-    expected = overlap._levels(hashes, bounds)
-    for vectors in (True, False):
-        try:
-            overlap._native.use_vectors(vectors)
-            assert np.array_equal(overlap._NativeLevels(documents).levels, expected), vectors
-        finally:
-            overlap._native.use_vectors(True)
+    _levels_both_ways(documents)
 
 
 @settings(max_examples=300, deadline=None)
@@ -474,11 +480,4 @@ def test_mixed_text_read_by_runs_gives_the_normalised_levels() -> None:
             documents.append((head + inserted + tail).encode())
             documents.append((head + " " + inserted).encode())
             documents.append((inserted + head).encode())
-    hashes, bounds = overlap._shingles([overlap.normalise(d) for d in documents])
-    expected = overlap._levels(hashes, bounds)
-    for vectors in (True, False):
-        try:
-            overlap._native.use_vectors(vectors)
-            assert np.array_equal(overlap._NativeLevels(documents).levels, expected), vectors
-        finally:
-            overlap._native.use_vectors(True)
+    _levels_both_ways(documents)

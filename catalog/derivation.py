@@ -24,7 +24,10 @@ def derive_file(path: str, digest: str, name: str, rule: str) -> tuple[bytes, by
     canonical bytes of its manifest and its sketch (``FileSketch.to_bytes``). IngestError if its
     bytes do not ingest, or do not hash to ``digest``."""
     sketch = FileSketch(name)
-    manifest = ingest_file(path, name=name, options=IngestOptions.for_rule(rule), observer=sketch)
+    # The stored blob is not read again soon: it need not fill the page cache (StoredFile).
+    manifest = ingest_file(
+        path, name=name, options=IngestOptions.for_rule(rule), observer=sketch, drop_cache=True
+    )
     if manifest.sha256 != digest:
         raise IngestError(f"the stored bytes hash to {manifest.sha256}, not {digest}", file=name)
     return canonical_bytes(manifest.to_json()), sketch.to_bytes()

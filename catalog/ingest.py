@@ -221,18 +221,22 @@ def ingest_file(
     expected: FileStat | None = None,
     progress: Callable[[int], None] | None = None,
     observer: BatchObserver | None = None,
+    drop_cache: bool = False,
 ) -> FileManifest:
     """Read one file once and describe it: digest, size, documents, root, statistics, schema.
 
     ``name`` decides the format (by its suffixes) and is what the manifest records. ``expected``
     is the stat from :func:`scan`: the file must still be that file. ``progress`` is called with
     the number of stored bytes read at each step; ``observer`` with each batch of documents and
-    their leaf hashes (how proofs are built on the same single code path).
+    their leaf hashes (how proofs are built on the same single code path). ``drop_cache`` drops
+    the file from the OS page cache behind the read (the exchange's blobs, :class:`StoredFile`).
     """
     options = options or IngestOptions()
     validate_name(name)
     kind = classify_name(name)
-    with StoredFile(Path(path), name=name, expected=expected, progress=progress) as stored:
+    with StoredFile(
+        Path(path), name=name, expected=expected, progress=progress, drop_cache=drop_cache
+    ) as stored:
         reader = open_reader(stored, kind, options)
         tree = DocumentTree()
         languages = LanguageSample()

@@ -27,6 +27,7 @@ if they no longer match their digest). Every read of a blob verifies its digest 
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +36,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 import pyarrow as pa  # type: ignore[import-untyped]
 from sqlalchemy import CheckConstraint, LargeBinary
@@ -51,6 +51,7 @@ from catalog.manifest import MANIFEST_FORMAT, FileManifest, validate_name
 from catalog.overlap import SKETCH_SCHEME, FileSketch
 from ledger.canonical import canonical_bytes, parse_json
 from storage import BlobStore, LocalStore
+from storage.local import BlockWriter
 
 DERIVATION = (
     f"{MANIFEST_FORMAT} ingest-{INGEST_REVISION} {SKETCH_SCHEME} "
@@ -224,9 +225,10 @@ def remember(
 
 @dataclass(frozen=True)
 class UploadCopy:
-    """A scratch copy of an upload's bytes, written as they stream into the store."""
+    """A scratch copy of an upload's bytes, written as they stream into the store (straight to
+    the disk, as the local store writes its blobs: it is read once, by the derivation)."""
 
-    file: BinaryIO
+    file: BlockWriter
     path: Path
 
 
@@ -245,8 +247,15 @@ def upload_copy(store: BlobStore, *, wanted: bool) -> Iterator[UploadCopy | None
         return
     with tempfile.TemporaryDirectory(prefix="corpusx-upload-") as scratch:
         path = Path(scratch) / "blob"
-        with path.open("wb") as file:
-            yield UploadCopy(file, path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            writer = BlockWriter(fd, 1 << 20)
+            try:
+                yield UploadCopy(writer, path)
+            finally:
+                writer.close()
+        finally:
+            os.close(fd)
 
 
 def derive_upload(

@@ -10,7 +10,7 @@ worker processes, into the manifest and overlap sketch that publishing needs
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, BinaryIO
+from typing import Annotated
 
 import anyio.from_thread
 from fastapi import APIRouter, Query, Request, Response, status
@@ -23,6 +23,7 @@ from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.errors import InvalidInput, NotFound
 from exchange.verification import MAX_RULE_LENGTH, Reading, upload_copy
 from storage import BlobNotFound, IntegrityError, validate_digest
+from storage.local import BlockWriter
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
 
@@ -70,11 +71,13 @@ PULL_BYTES = 1 << 20
 64 KiB, and each hand-over is a round trip between the event loop and the thread."""
 
 
-def _pull(stream: AsyncIterator[bytes], copy: BinaryIO | None) -> Iterator[bytes]:
-    """The request body as a blocking iterator, for the store running in a worker thread, in
-    blocks of about PULL_BYTES; each block is also written to ``copy``, if given."""
+def _pull(stream: AsyncIterator[bytes], copy: BlockWriter | None) -> Iterator[bytes]:
+    """The request body as a blocking iterator, for the store running in a worker thread, handed
+    over about PULL_BYTES at a time (as received: the store copies them into its own blocks, so
+    joining them here would be one more copy on the event loop); each chunk is also written to
+    ``copy``, if given."""
 
-    async def next_chunk() -> bytes | None:
+    async def next_chunks() -> list[bytes] | None:
         parts: list[bytes] = []
         size = 0
         try:
@@ -85,13 +88,14 @@ def _pull(stream: AsyncIterator[bytes], copy: BinaryIO | None) -> Iterator[bytes
         except StopAsyncIteration:
             if not parts:
                 return None
-        return b"".join(parts)
+        return parts
 
-    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
-        if chunk:
-            if copy is not None:
-                copy.write(chunk)
-            yield chunk
+    while (parts := anyio.from_thread.run(next_chunks)) is not None:
+        for chunk in parts:
+            if chunk:
+                if copy is not None:
+                    copy.write(chunk)
+                yield chunk
     if copy is not None:
         copy.flush()
 

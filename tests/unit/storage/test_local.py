@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import io
 import multiprocessing
 import os
@@ -282,3 +283,91 @@ def test_concurrent_puts_from_several_processes(store: LocalStore) -> None:
     assert outcomes == [BlobInfo(digest, len(data))] * count
     assert store.open(digest).read_all() == data
     assert [p for p in store.root.rglob("*") if p.is_file()] == [store.path_of(digest)]
+
+
+# --- direct writes ------------------------------------------------------------------------
+
+
+def _direct_io_works(directory: Path) -> bool:
+    """Whether this file system takes O_DIRECT (ext4, xfs: yes; tmpfs: no)."""
+    try:
+        fd = os.open(directory / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(directory / "probe")
+    return True
+
+
+@pytest.fixture
+def direct_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
+    """Every ``_set_direct`` call of the store: (asked for, got)."""
+    calls: list[tuple[bool, bool]] = []
+    real = storage.local._set_direct
+
+    def spy(fd: int, on: bool) -> bool:
+        calls.append((on, got := real(fd, on)))
+        return got
+
+    monkeypatch.setattr(storage.local, "_set_direct", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 4095, 7 * CHUNK + 513]
+)
+@pytest.mark.parametrize("direct", [True, False])
+def test_blocks_write_the_bytes_given(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    direct_calls: list[tuple[bool, bool]],
+    size: int,
+    direct: bool,
+) -> None:
+    if not direct:
+        monkeypatch.setattr(storage.local, "_O_DIRECT", 0)  # as on a system without it
+    store = LocalStore(tmp_path / "blobs", chunk_size=CHUNK)
+    data = blob(size, seed=size)
+    store.put(sha256(data), in_chunks(data, (1, CHUNK + 3, 5000, 2 * CHUNK)), size=size)
+    assert store.path_of(sha256(data)).read_bytes() == data
+    assert [p.name for p in store.path_of(sha256(data)).parent.iterdir()] == [sha256(data)]
+    opened = direct_calls[0]
+    assert opened == (True, direct and _direct_io_works(tmp_path))
+    if size % CHUNK:  # the last partial block goes through the cache
+        assert direct_calls[-1] == (False, False)
+
+
+def test_direct_writes_refused_per_block_fall_back_to_the_cache(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch, direct_calls: list[tuple[bool, bool]]
+) -> None:
+    """A file system that takes O_DIRECT at open but refuses the writes (EINVAL) still stores
+    the blob, through the page cache from the refused block on."""
+    refused: list[int] = []
+    real = storage.local._write_all
+
+    def picky(fd: int, chunk: bytes | memoryview) -> None:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(len(chunk))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real(fd, chunk)
+
+    monkeypatch.setattr(storage.local, "_write_all", picky)
+    data = blob(5 * CHUNK + 17)
+    store.put(sha256(data), in_chunks(data, (CHUNK,)))
+    assert store.path_of(sha256(data)).read_bytes() == data
+    if direct_calls[0][1]:  # O_DIRECT was on: the first block was refused, then buffered
+        assert refused == [CHUNK]
+        assert direct_calls[1] == (False, False)
+
+
+def test_a_write_error_other_than_einval_fails_the_put(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(fd: int, chunk: bytes | memoryview) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(storage.local, "_write_all", broken)
+    data = blob(2 * CHUNK)
+    with pytest.raises(StorageUnavailable, match="Input/output error"):
+        store.put(sha256(data), data)
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []

@@ -802,8 +802,9 @@ def serve_main() -> None:
 
     profile_dir = os.environ.get(PROFILE_ENV)
     if profile_dir:
-        for owner in (LocalStore, S3Store):
-            original_put = owner.put
+        # The local store's uploads go through put_read (put calls it too), S3's through put.
+        for owner, method in ((LocalStore, "put_read"), (S3Store, "put")):
+            original_put = getattr(owner, method)
 
             def profiled_put(*args: Any, _original: Any = original_put, **kwargs: Any) -> Any:
                 profiler = cProfile.Profile()
@@ -814,7 +815,7 @@ def serve_main() -> None:
                     profiler.disable()
                     profiler.dump_stats(os.path.join(profile_dir, f"put-{time.time_ns()}.prof"))
 
-            owner.put = profiled_put  # type: ignore[method-assign]
+            setattr(owner, method, profiled_put)
     import exchange.verification as verification
 
     wrap(publishing, "verify_claims", "verify_claims")
@@ -822,13 +823,15 @@ def serve_main() -> None:
     wrap(publishing, "record_version", "record_version")
     # The server's own reading of each upload (worker process), and its cache of them.
     wrap(verification, "derive_upload", "derive_upload")
+    if hasattr(verification, "UploadDerivation"):  # derived from the local store's temp file
+        wrap(verification.UploadDerivation, "__call__", "derive_upload")
     wrap(verification.Verifier, "derive", "derive")
     if hasattr(publishing, "_derivations"):
         wrap(publishing, "_derivations", "derivations")
     for name in ("find_overlaps", "index_version"):  # overlap detection (in the transaction)
         if hasattr(publishing, name):
             wrap(publishing, name, name)
-    wrap(LocalStore, "put", "store_put")
+    wrap(LocalStore, "put_read" if hasattr(LocalStore, "put_read") else "put", "store_put")
     wrap(S3Store, "put", "store_put")
     settings = load_settings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
@@ -2343,8 +2346,11 @@ STEP_ROWS = (
 )
 OVERLAPPED_ROWS = (
     ("uploads_busy_s", "`PUT /blobs/{digest}` requests, added up (2 at a time)"),
-    ("server_store_put_s", "  server `store.put` (hash + write + fsync / S3 parts)"),
-    ("server_derive_upload_s", "  server `derive_upload` (the server reads the stored file)"),
+    (
+        "server_store_put_s",
+        "  server `store.put` (write + fsync + hash / S3 parts; local: the derivation below too)",
+    ),
+    ("server_derive_upload_s", "  server's derivation of the upload (it reads the file once)"),
 )
 
 
@@ -2463,8 +2469,10 @@ def render_markdown(r: dict[str, Any]) -> str:
             "own process under uvicorn on a loopback port, the provider registered through the "
             "API). The wall time is the `corpusx` process's, start to exit. The server's steps "
             "are timed by wrappers installed in the server process around "
-            "`verification.derive_upload`, `publishing.verify_claims`, `publishing.local_copies`, "
-            "`publishing.record_version`, the overlap index calls and the store's `put`; the "
+            "`verification.derive_upload` and `UploadDerivation` (the upload's derivation), "
+            "`publishing.verify_claims`, `publishing.local_copies`, "
+            "`publishing.record_version`, the overlap index calls and the store's `put` "
+            "(`put_read` for the local store); the "
             "client's around `ingest`, `publish_corpus` and each `ExchangeClient` request. "
             "`sha256sum` ran just before and just after each publish."
         )

@@ -258,6 +258,41 @@ def upload_copy(store: BlobStore, *, wanted: bool) -> Iterator[UploadCopy | None
             os.close(fd)
 
 
+@dataclass
+class UploadDerivation:
+    """Derives an upload from the local store's complete temporary file, before the blob takes
+    its name (``LocalStore.put_read``): the one read of the bytes also hashes them for the
+    store. ``problem`` says why they did not ingest (the store then hashes them itself)."""
+
+    verifier: Verifier
+    digest: str
+    reading: Reading
+    derived: Derived | None = None
+    problem: str | None = None
+
+    def __call__(self, temp: Path) -> str | None:
+        try:
+            (self.derived,) = self.verifier.derive([(temp, self.digest, self.reading)])
+        except CatalogError as exc:
+            self.problem = str(exc)
+            return None
+        return self.derived.manifest.sha256
+
+    def remember(
+        self,
+        store: BlobStore,
+        transaction: Callable[[], contextlib.AbstractContextManager[Session]],
+    ) -> UploadOutcome | None:
+        """Keep the derivation of the blob just stored; None if the store never read it (the
+        blob was already stored), for :func:`derive_upload` to read the stored file."""
+        if self.derived is None:
+            return None if self.problem is None else UploadOutcome(False, self.problem)
+        fingerprint = store.fingerprint(self.digest)
+        with transaction() as session:
+            remember(session, self.digest, self.reading, self.derived, fingerprint=fingerprint)
+        return UploadOutcome(derived=True)
+
+
 def derive_upload(
     store: BlobStore,
     transaction: Callable[[], contextlib.AbstractContextManager[Session]],

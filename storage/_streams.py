@@ -68,17 +68,23 @@ class Rechunker:
 
 
 class RunningDigest:
-    """SHA-256 and length of the bytes seen so far, checked against what was named."""
+    """SHA-256 and length of the bytes seen so far, checked against what was named.
 
-    def __init__(self, expected_digest: str, expected_size: int | None = None) -> None:
+    With ``hashing=False`` it only counts: the digest is found by someone else and handed to
+    :meth:`require_match`."""
+
+    def __init__(
+        self, expected_digest: str, expected_size: int | None = None, *, hashing: bool = True
+    ) -> None:
         self.expected_digest = expected_digest
         self.expected_size = expected_size
         self.size = 0
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashing else None
 
     def update(self, chunk: bytes) -> None:
         """Count ``chunk``; refuse at once if it runs past the size that was named."""
-        self._hash.update(chunk)
+        if self._hash is not None:
+            self._hash.update(chunk)
         self.size += len(chunk)
         if self.expected_size is not None and self.size > self.expected_size:
             raise IntegrityError(
@@ -89,11 +95,14 @@ class RunningDigest:
             )
 
     def hexdigest(self) -> str:
+        if self._hash is None:
+            raise InvalidRequest("this running digest only counts bytes")
         return self._hash.hexdigest()
 
-    def require_match(self, what: str) -> None:
-        """``IntegrityError`` unless the bytes seen hash to the expected digest (and size)."""
-        actual = self.hexdigest()
+    def require_match(self, what: str, *, found: str | None = None) -> None:
+        """``IntegrityError`` unless the bytes seen hash to the expected digest (and size);
+        ``found`` is their digest when it was computed elsewhere."""
+        actual = found if found is not None else self.hexdigest()
         size_ok = self.expected_size is None or self.size == self.expected_size
         if actual == self.expected_digest and size_ok:
             return

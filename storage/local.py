@@ -22,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import io
 import mmap
 import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from storage._streams import (
@@ -191,6 +192,16 @@ def _keep_first(temp: str, path: Path) -> None:
         os.replace(temp, path)
 
 
+def _file_sha256(fd: int, chunk_size: int) -> str:
+    """The SHA-256 of the whole file open as ``fd``, read with pread."""
+    digest = hashlib.sha256()
+    offset = 0
+    while chunk := os.pread(fd, chunk_size, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
 def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
@@ -220,6 +231,21 @@ class LocalStore:
     # --- writing -------------------------------------------------------------------------
 
     def put(self, digest: str, source: Source, *, size: int | None = None) -> BlobInfo:
+        return self.put_read(digest, source, size=size)
+
+    def put_read(
+        self,
+        digest: str,
+        source: Source,
+        *,
+        size: int | None = None,
+        read: Callable[[Path], str | None] | None = None,
+    ) -> BlobInfo:
+        """``put``, with ``read`` given the complete temporary file before it takes the blob's
+        name, to read it once for its own purpose (the exchange deriving an upload) and return
+        the SHA-256 it found on the way: then the store does not hash the bytes itself. A
+        ``read`` that returns None (it could not read the file through) leaves the hashing to
+        the store. ``read`` is not called for a blob already stored."""
         check_size(size)
         path = self.path_of(digest)
         existing = self._stat_or_none(path)
@@ -233,11 +259,19 @@ class LocalStore:
             )
         try:
             try:
-                running = self._fill(fd, source, RunningDigest(digest, size))
-                running.require_match(f"refused sha256:{digest}")
+                running = self._fill(fd, source, RunningDigest(digest, size, hashing=read is None))
                 with _os_errors(f"storing sha256:{digest}"):
                     os.fchmod(fd, _BLOB_MODE)
                     os.fsync(fd)
+                found = None
+                if read is not None:
+                    if size is None or running.size == size:  # else refused below anyway
+                        found = read(Path(temp))
+                    if found is None:
+                        with _os_errors(f"reading back sha256:{digest}"):
+                            found = _file_sha256(fd, self._chunk_size)
+                running.require_match(f"refused sha256:{digest}", found=found)
+                with _os_errors(f"storing sha256:{digest}"):
                     _keep_first(temp, path)
             finally:
                 os.close(fd)

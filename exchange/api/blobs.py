@@ -22,7 +22,7 @@ from exchange import verification
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.errors import InvalidInput, NotFound
 from exchange.verification import MAX_RULE_LENGTH, Reading, upload_copy
-from storage import BlobNotFound, IntegrityError, validate_digest
+from storage import BlobNotFound, IntegrityError, LocalStore, validate_digest
 from storage.local import BlockWriter
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
@@ -128,6 +128,35 @@ async def upload(
     except CatalogError as exc:
         raise InvalidInput(f"name and rule: {exc}") from None
     store = exchange.store
+    if reading is not None and isinstance(store, LocalStore):
+        # Derived from the temporary file before it takes the blob's name: one read, which
+        # also hashes the bytes for the store.
+        derivation = verification.UploadDerivation(exchange.verifier, digest, reading)
+        try:
+            info = await run_in_threadpool(
+                store.put_read,
+                digest,
+                _pull(request.stream(), None),
+                size=int(length),
+                read=derivation,
+            )
+        except IntegrityError as exc:
+            raise InvalidInput(f"the uploaded bytes do not match their digest: {exc}") from None
+        outcome = await run_in_threadpool(derivation.remember, store, exchange.transaction)
+        if outcome is None:  # already stored: read the stored file
+            outcome = await run_in_threadpool(
+                verification.derive_upload,
+                store,
+                exchange.transaction,
+                exchange.verifier,
+                digest=digest,
+                size=info.size,
+                reading=reading,
+                copy=None,
+            )
+        return Stored(
+            digest=info.digest, size=info.size, derived=outcome.derived, problem=outcome.problem
+        )
     with upload_copy(store, wanted=reading is not None) as copy:
         try:
             info = await run_in_threadpool(

@@ -196,6 +196,26 @@ def test_an_upload_whose_bytes_do_not_ingest_says_why(
     assert rows(live_server) == []
 
 
+def test_a_named_upload_that_does_not_match_its_digest_is_refused(
+    live_server: LiveServer, provider: Member, tmp_path: Path, derivations: list[str]
+) -> None:
+    """The derivation hashes the upload for the store: a digest it does not find refuses the
+    blob, which is neither stored nor remembered."""
+    corpus = write_corpus(tmp_path / "corpus")
+    web = corpus / "web.jsonl"
+    wrong = hashlib.sha256(web.read_bytes() + b"\n").hexdigest()
+    with pytest.raises(ClientError) as refused:
+        provider.client.upload_blob(wrong, web, name="web.jsonl")
+    assert refused.value.status == 422 and "do not match their digest" in str(refused.value)
+    assert derivations == ["web.jsonl"]  # read once, on the way in
+    assert provider.client.missing_blobs([wrong]) == [wrong]
+    assert rows(live_server) == []
+    right = hashlib.sha256(web.read_bytes()).hexdigest()
+    assert provider.client.upload_blob(right, web, name="web.jsonl")["derived"] is True
+    assert derivations == ["web.jsonl", "web.jsonl"]
+    assert [row.sha256 for row in rows(live_server)] == [right]
+
+
 def test_upload_names_and_rules_are_checked(live_server: LiveServer, provider: Member) -> None:
     headers = {"Authorization": f"Bearer {provider.token}", "Content-Length": "3"}
     digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # "abc"

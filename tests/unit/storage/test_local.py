@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 import storage.local
-from storage import BlobInfo, InvalidDigest, LocalStore, StorageUnavailable, blob_key
+from storage import (
+    BlobInfo,
+    IntegrityError,
+    InvalidDigest,
+    LocalStore,
+    StorageUnavailable,
+    blob_key,
+)
 from tests.unit.storage.contract import BlobStoreContract, blob, in_chunks, sha256
 
 CHUNK = 4096
@@ -370,4 +377,74 @@ def test_a_write_error_other_than_einval_fails_the_put(
     data = blob(2 * CHUNK)
     with pytest.raises(StorageUnavailable, match="Input/output error"):
         store.put(sha256(data), data)
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+
+
+# --- put_read: the caller reads the new file once, and hashes it for the store -------------
+
+
+def test_put_read_hands_over_the_whole_file_before_it_is_named(store: LocalStore) -> None:
+    data = blob(3 * CHUNK + 11)
+    digest = sha256(data)
+    seen: list[tuple[bytes, bool]] = []
+
+    def read(temp: Path) -> str:
+        seen.append((temp.read_bytes(), store.exists(digest)))
+        return sha256(temp.read_bytes())
+
+    assert store.put_read(digest, in_chunks(data), size=len(data), read=read) == BlobInfo(
+        digest, len(data)
+    )
+    assert seen == [(data, False)]
+    assert store.path_of(digest).read_bytes() == data
+
+
+def test_put_read_trusts_the_digest_it_is_given(store: LocalStore) -> None:
+    """The store does not hash the bytes itself: a reader that finds another digest refuses
+    them, whatever they are."""
+    data = blob(2 * CHUNK)
+    with pytest.raises(IntegrityError, match="found sha256:" + "0" * 64):
+        store.put_read(sha256(data), data, read=lambda temp: "0" * 64)
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("honest", [True, False])
+def test_a_reader_that_could_not_read_leaves_the_hashing_to_the_store(
+    store: LocalStore, honest: bool
+) -> None:
+    data = blob(CHUNK + 1)
+    digest = sha256(data if honest else data + b"!")
+    calls: list[Path] = []
+    reader = lambda temp: calls.append(temp)  # noqa: E731 - returns None: could not read
+    if honest:
+        store.put_read(digest, data, read=reader)
+        assert store.path_of(digest).read_bytes() == data
+    else:
+        with pytest.raises(IntegrityError, match="refused"):
+            store.put_read(digest, data, read=reader)
+        assert not store.exists(digest)
+    assert len(calls) == 1
+
+
+def test_put_read_does_not_read_what_it_refuses_or_already_holds(store: LocalStore) -> None:
+    data = blob(CHUNK)
+    calls: list[Path] = []
+
+    def read(temp: Path) -> str:
+        calls.append(temp)
+        return sha256(temp.read_bytes())
+
+    with pytest.raises(IntegrityError):  # fewer bytes than named
+        store.put_read(sha256(data), data[:-1], size=len(data), read=read)
+    store.put(sha256(data), data)
+    store.put_read(sha256(data), data, size=len(data), read=read)
+    assert calls == []
+
+
+def test_a_failing_reader_leaves_nothing(store: LocalStore) -> None:
+    def read(temp: Path) -> str:
+        raise RuntimeError("the deriving process died")
+
+    with pytest.raises(RuntimeError, match="died"):
+        store.put_read(sha256(b"data" * 100), b"data" * 100, read=read)
     assert [p for p in store.root.rglob("*") if p.is_file()] == []

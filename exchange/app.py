@@ -191,6 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The derivation workers start in the background: the app serves meanwhile.
+        warming = asyncio.create_task(asyncio.to_thread(exchange.verifier.start))
         tasks = []
         if settings.checkpoint_interval > 0:
             tasks.append(asyncio.create_task(_checkpoint_loop(exchange, witnesses)))
@@ -208,6 +210,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await asyncio.to_thread(anchorer.release)
             if witnesses is not None:
                 witnesses.close()
+            with contextlib.suppress(Exception):  # a pool that failed to start: nothing to stop
+                await warming
             await asyncio.to_thread(exchange.verifier.close)
             exchange.engine.dispose()
 

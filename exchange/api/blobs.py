@@ -1,10 +1,12 @@
 """Blob routes: providers upload corpus files by digest before publishing a version.
 
-An upload streams straight into the store, which hashes while writing and refuses bytes that
-do not match the digest in the URL; nothing half-written is ever visible. An upload that says
-which file it is (``?name=web/a.jsonl&rule=field:text``) is then read by the exchange, in its
-worker processes, into the manifest and overlap sketch that publishing needs
-(``exchange.verification``), so that publishing does not read the bytes again.
+An upload streams straight into the store, which refuses bytes that do not match the digest in
+the URL; nothing half-written is ever visible. An upload that says which file it is
+(``?name=web/a.jsonl&rule=field:text``) is also read by the exchange, in its worker processes,
+into the manifest and overlap sketch that publishing needs (``exchange.verification``), so that
+publishing does not read the bytes again: on the local store from its temporary file before the
+blob is named, that read hashing the bytes for the store (``LocalStore.put_read``); on S3 from a
+copy of the bytes that streamed into the store, which hashed them while writing.
 """
 
 from __future__ import annotations

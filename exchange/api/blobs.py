@@ -11,7 +11,8 @@ copy of the bytes that streamed into the store, which hashed them while writing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated
 
 import anyio.from_thread
@@ -24,7 +25,7 @@ from exchange import verification
 from exchange.api.deps import CurrentMember, ExchangeDep, require_role
 from exchange.errors import InvalidInput, NotFound
 from exchange.verification import MAX_RULE_LENGTH, Reading, upload_copy
-from storage import BlobNotFound, IntegrityError, LocalStore, validate_digest
+from storage import BlobInfo, BlobNotFound, IntegrityError, LocalStore, validate_digest
 from storage.local import BlockWriter
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
@@ -130,22 +131,29 @@ async def upload(
     except CatalogError as exc:
         raise InvalidInput(f"name and rule: {exc}") from None
     store = exchange.store
-    if reading is not None and isinstance(store, LocalStore):
-        # Derived from the temporary file before it takes the blob's name: one read, which
-        # also hashes the bytes for the store.
-        derivation = verification.UploadDerivation(exchange.verifier, digest, reading)
+    # On the local store a named upload is derived from the temporary file before it takes the
+    # blob's name: one read, which also hashes the bytes for the store.
+    local = store if reading is not None and isinstance(store, LocalStore) else None
+    derivation = (
+        verification.UploadDerivation(exchange.verifier, digest, reading)
+        if local is not None and reading is not None
+        else None
+    )
+    with upload_copy(store, wanted=reading is not None) as copy:
+        body = _pull(request.stream(), copy.file if copy else None)
         try:
-            info = await run_in_threadpool(
-                store.put_read,
-                digest,
-                _pull(request.stream(), None),
-                size=int(length),
-                read=derivation,
+            put: Callable[..., BlobInfo] = (
+                functools.partial(local.put_read, read=derivation) if local else store.put
             )
-        except IntegrityError as exc:
+            info = await run_in_threadpool(put, digest, body, size=int(length))
+        except IntegrityError as exc:  # the upload, not the store, is at fault
             raise InvalidInput(f"the uploaded bytes do not match their digest: {exc}") from None
-        outcome = await run_in_threadpool(derivation.remember, store, exchange.transaction)
-        if outcome is None:  # already stored: read the stored file
+        if reading is None:
+            return Stored(digest=info.digest, size=info.size)
+        outcome = None
+        if derivation is not None:
+            outcome = await run_in_threadpool(derivation.remember, store, exchange.transaction)
+        if outcome is None:  # S3, or a blob the local store already held: read it now
             outcome = await run_in_threadpool(
                 verification.derive_upload,
                 store,
@@ -154,33 +162,8 @@ async def upload(
                 digest=digest,
                 size=info.size,
                 reading=reading,
-                copy=None,
+                copy=copy.path if copy else None,
             )
-        return Stored(
-            digest=info.digest, size=info.size, derived=outcome.derived, problem=outcome.problem
-        )
-    with upload_copy(store, wanted=reading is not None) as copy:
-        try:
-            info = await run_in_threadpool(
-                store.put,
-                digest,
-                _pull(request.stream(), copy.file if copy else None),
-                size=int(length),
-            )
-        except IntegrityError as exc:  # the upload, not the store, is at fault
-            raise InvalidInput(f"the uploaded bytes do not match their digest: {exc}") from None
-        if reading is None:
-            return Stored(digest=info.digest, size=info.size)
-        outcome = await run_in_threadpool(
-            verification.derive_upload,
-            store,
-            exchange.transaction,
-            exchange.verifier,
-            digest=digest,
-            size=info.size,
-            reading=reading,
-            copy=copy.path if copy else None,
-        )
     return Stored(
         digest=info.digest, size=info.size, derived=outcome.derived, problem=outcome.problem
     )

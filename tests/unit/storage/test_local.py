@@ -415,7 +415,10 @@ def test_a_reader_that_could_not_read_leaves_the_hashing_to_the_store(
     data = blob(CHUNK + 1)
     digest = sha256(data if honest else data + b"!")
     calls: list[Path] = []
-    reader = lambda temp: calls.append(temp)  # noqa: E731 - returns None: could not read
+
+    def reader(temp: Path) -> None:  # could not read the file through
+        calls.append(temp)
+
     if honest:
         store.put_read(digest, data, read=reader)
         assert store.path_of(digest).read_bytes() == data

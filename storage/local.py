@@ -192,13 +192,10 @@ def _keep_first(temp: str, path: Path) -> None:
         os.replace(temp, path)
 
 
-def _file_sha256(fd: int, chunk_size: int) -> str:
-    """The SHA-256 of the whole file open as ``fd``, read with pread."""
+def _sha256_of(chunks: Iterator[bytes]) -> str:
     digest = hashlib.sha256()
-    offset = 0
-    while chunk := os.pread(fd, chunk_size, offset):
+    for chunk in chunks:
         digest.update(chunk)
-        offset += len(chunk)
     return digest.hexdigest()
 
 
@@ -268,8 +265,7 @@ class LocalStore:
                     if size is None or running.size == size:  # else refused below anyway
                         found = read(Path(temp))
                     if found is None:
-                        with _os_errors(f"reading back sha256:{digest}"):
-                            found = _file_sha256(fd, self._chunk_size)
+                        found = _sha256_of(self._chunks(fd, 0, None))
                 running.require_match(f"refused sha256:{digest}", found=found)
                 with _os_errors(f"storing sha256:{digest}"):
                     _keep_first(temp, path)
@@ -310,7 +306,7 @@ class LocalStore:
         file, status = self._open(digest)
         fingerprint = _fingerprint(status)
         chunks = verifying(
-            self._chunks(file, 0, None),
+            self._chunks(file.fileno(), 0, None),
             digest=digest,
             on_verified=lambda: self._mark(digest, fingerprint),
         )
@@ -322,13 +318,14 @@ class LocalStore:
             check_range(start, end, status.st_size)
             fingerprint = _fingerprint(status)
             if start < end and (fingerprint is None or self._verified.get(digest) != fingerprint):
-                for _ in verifying(self._chunks(file, 0, None), digest=digest):
+                for _ in verifying(self._chunks(file.fileno(), 0, None), digest=digest):
                     pass
                 self._mark(digest, fingerprint)
         except BaseException:
             file.close()
             raise
-        chunks = exact_length(self._chunks(file, start, end), length=end - start, digest=digest)
+        pieces = self._chunks(file.fileno(), start, end)
+        chunks = exact_length(pieces, length=end - start, digest=digest)
         info = BlobInfo(digest, status.st_size)
         return BlobReader(info, chunks, start=start, end=end, close=file.close)
 
@@ -352,13 +349,13 @@ class LocalStore:
             raise
         return file, status
 
-    def _chunks(self, file: io.FileIO, start: int, end: int | None) -> Iterator[bytes]:
+    def _chunks(self, fd: int, start: int, end: int | None) -> Iterator[bytes]:
         # pread: the verifying pass and the serving pass share one descriptor, no seeking.
         offset = start
         while end is None or offset < end:
             want = self._chunk_size if end is None else min(self._chunk_size, end - offset)
             with _os_errors("reading a blob"):
-                chunk = os.pread(file.fileno(), want, offset)
+                chunk = os.pread(fd, want, offset)
             if not chunk:
                 return
             offset += len(chunk)

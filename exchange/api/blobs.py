@@ -133,18 +133,14 @@ async def upload(
     store = exchange.store
     # On the local store a named upload is derived from the temporary file before it takes the
     # blob's name: one read, which also hashes the bytes for the store.
-    local = store if reading is not None and isinstance(store, LocalStore) else None
-    derivation = (
-        verification.UploadDerivation(exchange.verifier, digest, reading)
-        if local is not None and reading is not None
-        else None
-    )
+    put: Callable[..., BlobInfo] = store.put
+    derivation = None
+    if reading is not None and isinstance(store, LocalStore):
+        derivation = verification.UploadDerivation(exchange.verifier, digest, reading)
+        put = functools.partial(store.put_read, read=derivation)
     with upload_copy(store, wanted=reading is not None) as copy:
         body = _pull(request.stream(), copy.file if copy else None)
         try:
-            put: Callable[..., BlobInfo] = (
-                functools.partial(local.put_read, read=derivation) if local else store.put
-            )
             info = await run_in_threadpool(put, digest, body, size=int(length))
         except IntegrityError as exc:  # the upload, not the store, is at fault
             raise InvalidInput(f"the uploaded bytes do not match their digest: {exc}") from None
